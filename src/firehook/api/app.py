@@ -1,0 +1,80 @@
+"""The FastAPI application: error handlers, routers, the embedded worker's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import firehook
+from firehook import errors
+from firehook.api import activities, health, integrations, projects, relay, tokens
+from firehook.api.http import error_response
+from firehook.service import Services
+
+log = logging.getLogger("firehook.api")
+
+
+def create_app(services: Services, *, start_worker: Callable[[], Any] | None = None) -> FastAPI:
+    """The API app. ``start_worker`` (optional) returns ``(worker, stop_event)`` factories for
+    an embedded worker that runs for the app's lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        stop = asyncio.Event()
+        if start_worker is not None:
+            worker = start_worker()
+            services.wakeups.append(worker.wake)
+            task = asyncio.create_task(worker.run(stop))
+            app.state.worker = worker
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
+    app = FastAPI(
+        title="firehook",
+        version=firehook.__version__,
+        description="Activity integrations: sandboxed activity scripts and signed webhooks.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+
+    @app.exception_handler(errors.FirehookError)
+    async def _firehook_error(_request: Request, exc: errors.FirehookError) -> Any:
+        if exc.status >= 500:
+            log.error("event=api.error error=%s", exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.title, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Any:
+        detail = {}
+        for item in exc.errors():
+            loc = [str(p) for p in item.get("loc", ()) if p not in ("query", "path", "body", "header")]
+            detail[".".join(loc) or "request"] = item.get("msg", "invalid")
+        return error_response(400, "Bad Request", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Any:
+        titles = {404: "Not Found", 405: "Method Not Allowed"}
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        return error_response(exc.status_code, titles.get(exc.status_code, "Error"), detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Any:
+        log.exception("event=api.unexpected_error")
+        return error_response(500, "Internal Server Error", "an unexpected error occurred; see the server log")
+
+    for module in (health, projects, integrations, activities, tokens, relay):
+        app.include_router(module.router)
+    return app

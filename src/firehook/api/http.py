@@ -1,0 +1,79 @@
+"""Shared pieces of the routes: the error format, body reading, the token dependency."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from firehook import errors, model
+from firehook.service import Services
+from firehook.service import tokens as token_service
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer fh_…`")
+
+JSON_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+OPTIONAL_JSON_BODY = {
+    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+def services_of(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def error_response(status: int, title: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(errors.error_body(status, title, detail), status_code=status, headers=headers)
+
+
+async def principal(request: Request,
+                    credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> model.Token:
+    """The token of the request, or 401."""
+    header = request.headers.get("authorization")
+    return await run_in_threadpool(token_service.authenticate, services_of(request), header)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise errors.PayloadTooLarge(f"the body of {declared} bytes is over the limit of {limit} bytes",
+                                     {"body": f"over the limit of {limit} bytes"})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"the body is over the limit of {limit} bytes",
+                                         {"body": f"over the limit of {limit} bytes"})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, *, allow_empty: bool = False) -> Any:
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise errors.InvalidInput.field("body", "is empty: send a JSON document")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise errors.InvalidInput.field("body", "is not UTF-8 text") from None
+    except ValueError as exc:
+        raise errors.InvalidInput.field("body", f"is not valid JSON: {exc}") from None
+
+
+async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
+    limit = services_of(request).settings.max_document_bytes
+    return parse_json(await read_body(request, limit), allow_empty=allow_empty)
+
+
+async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a (blocking) service call off the event loop."""
+    return await run_in_threadpool(fn, *args, **kwargs)

@@ -1,0 +1,103 @@
+"""Integration and variable routes (SPEC §3.3, §3.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from firehook import model
+from firehook.api.http import JSON_BODY, call, json_body, principal, services_of
+from firehook.service import activities as activity_service
+from firehook.service import integrations as service
+
+router = APIRouter(prefix="/api/projects/{project}/integrations", tags=["integrations"])
+
+
+@router.get("")
+async def list_integrations(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
+    return await call(service.list_, services_of(request), who, project)
+
+
+@router.post("", status_code=201, openapi_extra=JSON_BODY)
+async def create_integration(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
+    body = await json_body(request)
+    entity = await call(service.create, services_of(request), who, project, body)
+    return {"status": "created", "code": 201, "_embedded": {"entity": entity}}
+
+
+@router.get("/{integration}")
+async def get_integration(project: str, integration: str, request: Request,
+                          who: model.Token = Depends(principal)) -> Any:
+    return await call(service.get, services_of(request), who, project, integration)
+
+
+@router.patch("/{integration}", openapi_extra=JSON_BODY)
+async def update_integration(project: str, integration: str, request: Request,
+                             who: model.Token = Depends(principal)) -> Any:
+    body = await json_body(request)
+    entity = await call(service.update, services_of(request), who, project, integration, body)
+    return {"status": "updated", "code": 200, "_embedded": {"entity": entity}}
+
+
+@router.delete("/{integration}", status_code=204)
+async def delete_integration(project: str, integration: str, request: Request,
+                             who: model.Token = Depends(principal)) -> Response:
+    await call(service.delete, services_of(request), who, project, integration)
+    return Response(status_code=204)
+
+
+@router.post("/{integration}/validate")
+async def validate_integration(project: str, integration: str, request: Request,
+                               who: model.Token = Depends(principal)) -> Any:
+    report = await call(service.validate, services_of(request), who, project, integration)
+    return JSONResponse(report, status_code=200 if report.get("valid") else 400)
+
+
+@router.get("/{integration}/activities")
+async def integration_activities(project: str, integration: str, request: Request,
+                                 who: model.Token = Depends(principal)) -> Any:
+    params = _params(request)
+    return await call(activity_service.list_, services_of(request), who, project, params, integration)
+
+
+def _params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query_params)
+    params["type"] = request.query_params.getlist("type")
+    return params
+
+
+@router.get("/{integration}/variables")
+async def list_variables(project: str, integration: str, request: Request,
+                         who: model.Token = Depends(principal)) -> Any:
+    return await call(service.list_variables, services_of(request), who, project, integration)
+
+
+@router.post("/{integration}/variables", status_code=201, openapi_extra=JSON_BODY)
+async def create_variable(project: str, integration: str, request: Request,
+                          who: model.Token = Depends(principal)) -> Any:
+    body = await json_body(request)
+    entity = await call(service.create_variable, services_of(request), who, project, integration, body)
+    return {"status": "created", "code": 201, "_embedded": {"entity": entity}}
+
+
+@router.get("/{integration}/variables/{name}")
+async def get_variable(project: str, integration: str, name: str, request: Request,
+                       who: model.Token = Depends(principal)) -> Any:
+    return await call(service.get_variable, services_of(request), who, project, integration, name)
+
+
+@router.patch("/{integration}/variables/{name}", openapi_extra=JSON_BODY)
+async def update_variable(project: str, integration: str, name: str, request: Request,
+                          who: model.Token = Depends(principal)) -> Any:
+    body = await json_body(request)
+    entity = await call(service.update_variable, services_of(request), who, project, integration, name, body)
+    return {"status": "updated", "code": 200, "_embedded": {"entity": entity}}
+
+
+@router.delete("/{integration}/variables/{name}", status_code=204)
+async def delete_variable(project: str, integration: str, name: str, request: Request,
+                          who: model.Token = Depends(principal)) -> Response:
+    await call(service.delete_variable, services_of(request), who, project, integration, name)
+    return Response(status_code=204)

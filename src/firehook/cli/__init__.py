@@ -1,0 +1,1 @@
+"""The ``firehook`` command line."""

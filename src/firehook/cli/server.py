@@ -1,0 +1,101 @@
+"""Local process commands: ``serve``, ``worker``, ``db:upgrade``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import click
+
+from firehook.cli.options import SERVER_SETTINGS, WORKER_SETTINGS, load_settings, settings_options
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@click.command("serve")
+@settings_options(SERVER_SETTINGS)
+@click.option("--no-worker", is_flag=True, help="Serve the API only; run `firehook worker` processes for the runs.")
+def serve(no_worker: bool, **flags: Any) -> None:
+    """Start the API, the UI and the embedded workers (SQLite by default).
+
+    \b
+    Example:
+      firehook serve --port 8780 --data-dir ./data
+    """
+    import uvicorn
+
+    from firehook import assembly
+    from firehook.api import create_app
+    from firehook.service import tokens
+
+    settings = load_settings(flags)
+    configure_logging()
+    built = assembly.services(settings)
+    created = tokens.ensure_admin_token(built)
+    if created is not None:
+        click.echo(f"Created an admin token in {created} (mode 0600); the CLI reads it from there.")
+    app = create_app(built, start_worker=None if no_worker else (lambda: assembly.worker(built)))
+    click.echo(f"firehook listening on http://{settings.host}:{settings.port} "
+               f"(database: {'SQLite' if built.database.is_sqlite else 'PostgreSQL'})")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
+    built.database.dispose()
+
+
+@click.command("worker")
+@settings_options(WORKER_SETTINGS)
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["script", "webhook"]),
+              help="Run only these kinds of runs (default both).")
+def worker(kinds: tuple[str, ...], **flags: Any) -> None:
+    """Run workers only (no API): for scale-out on PostgreSQL.
+
+    \b
+    Example:
+      FIREHOOK_DATABASE_URL=postgresql://firehook@db/firehook firehook worker
+    """
+    from firehook import assembly
+
+    settings = load_settings(flags)
+    configure_logging()
+    built = assembly.services(settings)
+    the_worker = assembly.worker(built, kinds=kinds or ("script", "webhook"))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await the_worker.run(stop)
+
+    asyncio.run(main())
+    built.database.dispose()
+
+
+@click.command("db:upgrade")
+@settings_options(("data_dir", "database_url"))
+def db_upgrade(**flags: Any) -> None:
+    """Apply the schema migrations (automatic on `serve` with SQLite).
+
+    \b
+    Example:
+      FIREHOOK_DATABASE_URL=postgresql://postgres@127.0.0.1/firehook firehook db:upgrade
+    """
+    from firehook.store import db, migrations
+
+    settings = load_settings(flags)
+    database = db.Database(settings.resolved_database_url)
+    before = migrations.current(database)
+    migrations.upgrade(database)
+    after = migrations.current(database)
+    database.dispose()
+    if before == after:
+        click.echo(f"The schema is up to date (revision {after}).")
+    else:
+        click.echo(f"Upgraded the schema from {before or 'empty'} to {after}.")

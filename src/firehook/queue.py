@@ -1,0 +1,145 @@
+"""The durable run queue: enqueue, claim with a lease, renew, complete, retry at a time.
+
+A job is one run waiting to execute. Workers claim jobs with a lease (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; under the single writer on SQLite), renew it while they work, and
+release it with the outcome. A job whose lease expired is claimable again: a worker that
+died leaves its jobs to the others (at-least-once).
+
+Ordering: a job is claimable only when no earlier job with the same ordering key is still
+queued. Runs of one integration for one activity share a key, so they execute in the order
+the states were reached; an ``ordered`` integration uses one key per environment, so its runs
+execute strictly in activity order per environment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+
+import sqlalchemy as sa
+
+from firehook import model
+from firehook.store import db as dbmod
+from firehook.store.schema import activities, jobs, runs
+
+J = jobs.c
+
+
+def ordering_key(integration: model.Integration, source_pk: int, environments: Sequence[str]) -> str:
+    if integration.ordered:
+        return f"{integration.id}:env:{environments[0] if environments else ''}"
+    return f"{integration.id}:activity:{source_pk}"
+
+
+def enqueue(conn: sa.Connection, *, run_pk: int, project: str, kind: str, key: str, run_at: float) -> None:
+    conn.execute(jobs.insert().values(run_pk=run_pk, project_id=project, kind=kind, ordering_key=key,
+                                      run_at=run_at))
+
+
+def _claimable(kinds: Collection[str], now: float) -> sa.Select:
+    earlier = jobs.alias("earlier")
+    blocked = sa.exists().where(earlier.c.ordering_key == J.ordering_key, earlier.c.pk < J.pk)
+    return (
+        sa.select(J.pk)
+        .where(
+            J.kind.in_(list(kinds)),
+            J.run_at <= now,
+            sa.or_(J.lease_expires_at.is_(None), J.lease_expires_at < now),
+            ~blocked,
+        )
+        .order_by(J.run_at, J.pk)
+    )
+
+
+def claim(database: dbmod.Database, owner: str, kinds: Collection[str], limit: int,
+          lease_seconds: float) -> list[model.Job]:
+    """Claim up to ``limit`` ready jobs of the given kinds for ``owner``."""
+    if limit <= 0 or not kinds:
+        return []
+    now = time.time()
+    with database.write() as conn:
+        candidates = _claimable(kinds, now).limit(limit)
+        if conn.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True, of=jobs)
+        pks = list(conn.execute(candidates).scalars())
+        if not pks:
+            return []
+        conn.execute(
+            jobs.update().where(J.pk.in_(pks)).values(lease_owner=owner, lease_expires_at=now + lease_seconds)
+        )
+        rows = conn.execute(
+            sa.select(J.pk, J.run_pk, J.project_id, J.kind, runs.c.attempts, activities.c.id)
+            .join(runs, runs.c.pk == J.run_pk)
+            .join(activities, activities.c.pk == J.run_pk)
+            .where(J.pk.in_(pks))
+            .order_by(J.run_at, J.pk)
+        ).all()
+    return [model.Job(id=pk, run_pk=run_pk, run_id=run_id, project=project, kind=kind, attempts=attempts,
+                      lease_owner=owner) for pk, run_pk, project, kind, attempts, run_id in rows]
+
+
+def renew(database: dbmod.Database, owner: str, job_pks: Collection[int], lease_seconds: float) -> set[int]:
+    """Extend the leases ``owner`` still holds; returns the pks it still holds."""
+    if not job_pks:
+        return set()
+    now = time.time()
+    with database.write() as conn:
+        conn.execute(
+            jobs.update()
+            .where(J.pk.in_(list(job_pks)), J.lease_owner == owner)
+            .values(lease_expires_at=now + lease_seconds)
+        )
+        held = conn.execute(sa.select(J.pk).where(J.pk.in_(list(job_pks)), J.lease_owner == owner)).scalars()
+        return set(held)
+
+
+def holds(conn: sa.Connection, job_pk: int, owner: str) -> bool:
+    return conn.execute(sa.select(J.pk).where(J.pk == job_pk, J.lease_owner == owner)).first() is not None
+
+
+def complete(conn: sa.Connection, job_pk: int, owner: str) -> bool:
+    """Remove a finished job; False when ``owner`` no longer holds it (it must not record)."""
+    return conn.execute(jobs.delete().where(J.pk == job_pk, J.lease_owner == owner)).rowcount > 0
+
+
+def retry_at(conn: sa.Connection, job_pk: int, owner: str, when: float) -> bool:
+    """Release the job to be claimed again at ``when``."""
+    result = conn.execute(
+        jobs.update()
+        .where(J.pk == job_pk, J.lease_owner == owner)
+        .values(run_at=when, lease_owner=None, lease_expires_at=None)
+    )
+    return result.rowcount > 0
+
+
+def release(database: dbmod.Database, owner: str, job_pks: Collection[int]) -> int:
+    """Give back leases without an outcome (clean shutdown): claimable again at once."""
+    if not job_pks:
+        return 0
+    with database.write() as conn:
+        return conn.execute(
+            jobs.update()
+            .where(J.pk.in_(list(job_pks)), J.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        ).rowcount
+
+
+def cancel(conn: sa.Connection, run_pk: int, now: float) -> bool:
+    """Remove the job of a run that nobody is executing; False when it is leased or gone."""
+    return conn.execute(
+        jobs.delete().where(
+            J.run_pk == run_pk, sa.or_(J.lease_expires_at.is_(None), J.lease_expires_at < now)
+        )
+    ).rowcount > 0
+
+
+def depth(database: dbmod.Database) -> dict[str, int]:
+    """Jobs queued per kind."""
+    with database.read() as conn:
+        rows = conn.execute(sa.select(J.kind, sa.func.count()).group_by(J.kind)).all()
+    return {kind: int(n) for kind, n in rows}
+
+
+def next_run_at(database: dbmod.Database, kinds: Collection[str]) -> float | None:
+    with database.read() as conn:
+        return conn.execute(sa.select(sa.func.min(J.run_at)).where(J.kind.in_(list(kinds)))).scalar_one()

@@ -1,0 +1,69 @@
+"""The services object (database, settings, hooks) and the access rules for tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from firehook import errors, model, settings as settings_mod
+from firehook.store import db as dbmod
+from firehook.store import migrations
+
+
+@dataclasses.dataclass
+class Services:
+    """What every use case needs. Hooks let upper layers plug in the script compiler, the
+    outbound guard and the validators without the service importing them."""
+
+    database: dbmod.Database
+    settings: settings_mod.Settings
+    check_script: Callable[[str], None] | None = None
+    check_url: Callable[[str], None] | None = None
+    validate_integration: Callable[[Services, model.Integration], dict[str, Any]] | None = None
+    wakeups: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+
+    def notify(self) -> None:
+        """Tell in-process workers that jobs were queued (they poll the database anyway)."""
+        for wake in list(self.wakeups):
+            wake()
+
+    def activity_links(self, project_id: str, activity_id: str) -> dict[str, Any]:
+        # Upsun's form: an absolute `self`, a path for `log`.
+        path = f"/api/projects/{project_id}/activities/{activity_id}"
+        return {"self": {"href": self.settings.resolved_public_url + path}, "log": {"href": path + "/log"}}
+
+
+def open_services(settings: settings_mod.Settings, *, migrate: bool | None = None) -> Services:
+    """Open the database. Migrations run here for SQLite (or when ``migrate``); on PostgreSQL
+    an out-of-date schema is an error that says to run ``firehook db:upgrade``."""
+    database = dbmod.Database(settings.resolved_database_url)
+    if migrate is None:
+        migrate = database.is_sqlite
+    if migrate:
+        migrations.upgrade(database)
+    elif not migrations.is_current(database):
+        database.dispose()
+        raise errors.StoreError(
+            "the database schema is not up to date: run `firehook db:upgrade` against "
+            + dbmod.redact(settings.resolved_database_url)
+        )
+    return Services(database=database, settings=settings)
+
+
+# --- access rules -------------------------------------------------------------------------------
+
+
+def require_project(principal: model.Token, project_id: str) -> None:
+    if principal.project is not None and principal.project != project_id:
+        raise errors.Forbidden("this token is limited to another project")
+
+
+def require_write(principal: model.Token) -> None:
+    if principal.read_only:
+        raise errors.Forbidden("this token is read-only")
+
+
+def require_admin(principal: model.Token) -> None:
+    if not principal.is_admin:
+        raise errors.Forbidden("this needs an admin token (not limited to a project, not read-only)")

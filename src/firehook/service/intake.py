@@ -1,0 +1,288 @@
+"""Intake (SPEC §2.3): create, update (a state transition), PATCH and NDJSON batches.
+
+Every time an activity reaches a state it has not reached before, it is snapshotted as it is
+then, and every matching integration gets a run — all in the transaction that stores the
+activity, so a 2xx answer means the activity and its runs are durable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from firehook import errors, ids, matching, model, queue, timefmt, validation
+from firehook.service.core import Services, require_project, require_write
+from firehook.store import activities as store
+from firehook.store import integrations as integration_store
+from firehook.store import jsonutil
+from firehook.store import projects as project_store
+
+BATCH_CHUNK = 200
+
+
+@dataclasses.dataclass
+class Accepted:
+    doc: dict[str, Any]
+    created: bool
+    runs: list[dict[str, Any]]
+
+    def answer(self) -> dict[str, Any]:
+        code = 201 if self.created else 200
+        return {
+            "status": "created" if self.created else "updated",
+            "code": code,
+            "_embedded": {"entity": self.doc, "runs": self.runs},
+        }
+
+
+def run_description(integration: model.Integration) -> str:
+    if integration.type == "webhook":
+        host = urlsplit(integration.url or "").hostname or "?"
+        return f"Sending webhook to {host}"
+    return "Running activity script"
+
+
+def new_run_doc(services: Services, project_id: str, integration: model.Integration, source: dict[str, Any],
+                state: str, now: str) -> dict[str, Any]:
+    run_id = ids.new_id()
+    text = run_description(integration)
+    return {
+        "id": run_id,
+        "_links": services.activity_links(project_id, run_id),
+        "type": model.RUN_ACTIVITY_TYPE[integration.type],
+        "project": project_id,
+        "integration": integration.id,
+        "environments": list(source.get("environments") or []),
+        "state": "pending",
+        "result": None,
+        "parameters": {
+            "activity": source["id"],
+            "activity_type": source["type"],
+            "activity_state": state,
+            "attempts": 0,
+        },
+        "description": text,
+        "text": text,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "completed_at": None,
+        "cancelled_at": None,
+        "completion_percent": 0,
+        "timings": {},
+        "payload": {},
+        "log": None,
+    }
+
+
+def create_runs(services: Services, conn: sa.Connection, project_id: str, source_pk: int, source: dict[str, Any],
+                state: str, snapshot_pk: int, targets: list[model.Integration]) -> list[dict[str, Any]]:
+    """Create one run (activity + run row + job) per target integration."""
+    now = timefmt.now_ts()
+    epoch = time.time()
+    created = []
+    envs = matching.activity_environments(source)
+    for integration in targets:
+        doc = new_run_doc(services, project_id, integration, source, state, now)
+        run_pk = store.insert(conn, project_id, doc, integration_id=integration.id)
+        store.insert_run(conn, run_pk, integration_id=integration.id, kind=integration.type,
+                         snapshot_pk=snapshot_pk, source_pk=source_pk, queued_at=epoch)
+        queue.enqueue(conn, run_pk=run_pk, project=project_id, kind=integration.type,
+                      key=queue.ordering_key(integration, source_pk, envs), run_at=epoch)
+        created.append({"id": doc["id"], "type": doc["type"], "integration": integration.id, "state": state})
+    return created
+
+
+class _Intake:
+    """One write transaction's worth of intake; integrations loaded once per project."""
+
+    def __init__(self, services: Services, conn: sa.Connection, project_id: str) -> None:
+        self.services = services
+        self.conn = conn
+        self.project_id = project_id
+        self._integrations: list[model.Integration] | None = None
+
+    @property
+    def integrations(self) -> list[model.Integration]:
+        if self._integrations is None:
+            self._integrations = integration_store.list_for(self.conn, self.project_id, enabled_only=True)
+        return self._integrations
+
+    def apply(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
+        now = timefmt.now_ts()
+        activity_id = patch_of if patch_of is not None else incoming.get("id")
+        existing = store.find(self.conn, self.project_id, activity_id, lock=True) if activity_id else None
+        if patch_of is not None and existing is None:
+            raise errors.NotFound(f"activity {patch_of} not found in project {self.project_id}")
+        if existing is not None:
+            doc = dict(existing["doc"])
+            if incoming.get("type") not in (None, doc["type"]):
+                raise errors.InvalidInput.field("type", f"cannot change from {doc['type']} to {incoming['type']}")
+            if existing["integration_id"] is not None:
+                raise errors.InvalidInput.field("id", f"{activity_id} is a run; runs are updated by firehook only")
+            doc.update({k: v for k, v in incoming.items() if k not in ("id", "project", "_links")})
+            if "updated_at" not in incoming:
+                doc["updated_at"] = now
+        else:
+            doc = dict(incoming)
+            doc["id"] = activity_id or ids.new_id()
+            doc.setdefault("created_at", now)
+            doc.setdefault("updated_at", now)
+            doc.setdefault("environments", [])
+            doc.setdefault("result", None)
+        if doc.get("state") is None:
+            doc["state"] = model.State.COMPLETE.value
+        if doc.get("environments") is None:
+            doc["environments"] = []
+        if doc.get("created_at") is None:
+            doc["created_at"] = now
+        doc["project"] = self.project_id
+        doc["_links"] = self.services.activity_links(self.project_id, doc["id"])
+        validation.check_activity_fields(doc)
+        # The indexed copy of the timestamps must never be null, whatever the document says.
+        row_doc = dict(doc)
+        row_doc["updated_at"] = doc.get("updated_at") or now
+        if existing is None:
+            pk = store.insert(self.conn, self.project_id, row_doc)
+            reached: set[str] = set()
+        else:
+            pk = existing["pk"]
+            store.save(self.conn, pk, row_doc)
+            reached = store.snapshot_states(self.conn, pk)
+        runs: list[dict[str, Any]] = []
+        state = doc["state"]
+        if state not in reached:
+            snapshot_pk = store.insert_snapshot(self.conn, pk, state, jsonutil.dumps(doc), now)
+            targets = matching.matching(self.integrations, doc, state)
+            runs = create_runs(self.services, self.conn, self.project_id, pk, doc, state, snapshot_pk, targets)
+        return Accepted(doc=doc, created=existing is None, runs=runs)
+
+
+def _check_project(services: Services, principal: model.Token, project_id: str) -> None:
+    require_project(principal, project_id)
+    require_write(principal)
+    with services.database.read() as conn:
+        if not project_store.exists(conn, project_id):
+            raise errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
+                                  "or `firehook project:create`")
+
+
+def ingest(services: Services, principal: model.Token, project_id: str, body: Any) -> Accepted:
+    """Take in one activity document: create it, or update it when its id exists."""
+    _check_project(services, principal, project_id)
+    doc = validation.activity(body)
+    accepted = _write_one(services, project_id, doc)
+    if accepted.runs:
+        services.notify()
+    return accepted
+
+
+def _write_one(services: Services, project_id: str, doc: dict[str, Any]) -> Accepted:
+    try:
+        with services.database.write() as conn:
+            return _Intake(services, conn, project_id).apply(doc)
+    except sa.exc.IntegrityError:
+        # Two writers created the same new id at once; the second is now an update.
+        with services.database.write() as conn:
+            return _Intake(services, conn, project_id).apply(doc)
+
+
+def ingest_unchecked(services: Services, project_id: str, body: Any) -> Accepted:
+    """Intake for the relay, whose caller was verified by signature instead of a token."""
+    doc = validation.activity(body)
+    with services.database.read() as conn:
+        if not project_store.exists(conn, project_id):
+            raise errors.NotFound(f"project {project_id} not found")
+    accepted = _write_one(services, project_id, doc)
+    if accepted.runs:
+        services.notify()
+    return accepted
+
+
+def patch(services: Services, principal: model.Token, project_id: str, activity_id: str, body: Any) -> Accepted:
+    """Merge top-level fields into an existing activity (which may reach a new state)."""
+    _check_project(services, principal, project_id)
+    if not isinstance(body, dict):
+        raise errors.InvalidInput.field("body", "must be a JSON object")
+    validation.check_activity_fields(body)
+    with services.database.write() as conn:
+        accepted = _Intake(services, conn, project_id).apply(body, patch_of=activity_id)
+    if accepted.runs:
+        services.notify()
+    return accepted
+
+
+def parse_ndjson(data: bytes, max_line_bytes: int) -> list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+    """Split an NDJSON body into ``(line number, document or None, error or None)``; blank
+    lines are skipped. Every error names the line and the problem."""
+    out: list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) > max_line_bytes:
+            out.append((number, None, {"line": number, "code": 413,
+                                       "detail": f"document of {len(line)} bytes is over the limit of {max_line_bytes}"}))
+            continue
+        try:
+            doc = json.loads(line)
+        except (UnicodeDecodeError, ValueError) as exc:
+            out.append((number, None, {"line": number, "code": 400, "detail": f"invalid JSON: {exc}"}))
+            continue
+        try:
+            out.append((number, validation.activity(doc), None))
+        except errors.InvalidInput as exc:
+            out.append((number, None, {"line": number, "code": 400, "detail": exc.detail}))
+    return out
+
+
+def ingest_batch(services: Services, principal: model.Token, project_id: str, data: bytes) -> dict[str, Any]:
+    """NDJSON intake: per line, the id or the error. A bad line never loses the good ones.
+
+    Good lines are written in chunks, one transaction per chunk; if a chunk fails as a whole,
+    its lines are retried one transaction each so only the faulty line is refused.
+    """
+    _check_project(services, principal, project_id)
+    parsed = parse_ndjson(data, services.settings.max_document_bytes)
+    if not parsed:
+        raise errors.InvalidInput.field("body", "no documents: send one JSON activity per line")
+    results: dict[int, dict[str, Any]] = {n: err for n, _, err in parsed if err is not None}
+    good = [(n, doc) for n, doc, err in parsed if doc is not None]
+    any_runs = False
+    for start in range(0, len(good), BATCH_CHUNK):
+        chunk = good[start:start + BATCH_CHUNK]
+        try:
+            with services.database.write() as conn:
+                intake = _Intake(services, conn, project_id)
+                chunk_results = {}
+                for n, doc in chunk:
+                    accepted = intake.apply(doc)
+                    chunk_results[n] = _line_result(n, accepted)
+            results.update(chunk_results)
+            any_runs = any_runs or any(r["runs"] for r in chunk_results.values())
+        except (errors.InvalidInput, errors.NotFound, sa.exc.IntegrityError):
+            for n, doc in chunk:
+                try:
+                    with services.database.write() as conn:
+                        accepted = _Intake(services, conn, project_id).apply(doc)
+                    results[n] = _line_result(n, accepted)
+                    any_runs = any_runs or bool(accepted.runs)
+                except errors.FirehookError as exc:
+                    results[n] = {"line": n, "code": exc.status, "detail": exc.detail}
+                except sa.exc.IntegrityError:
+                    results[n] = {"line": n, "code": 409, "detail": "conflicts with a concurrent write; send it again"}
+    if any_runs:
+        services.notify()
+    ordered = [results[n] for n in sorted(results)]
+    accepted_count = sum(1 for r in ordered if "id" in r)
+    return {"status": "ok", "accepted": accepted_count, "rejected": len(ordered) - accepted_count, "results": ordered}
+
+
+def _line_result(n: int, accepted: Accepted) -> dict[str, Any]:
+    return {"line": n, "id": accepted.doc["id"], "status": "created" if accepted.created else "updated",
+            "runs": len(accepted.runs)}

@@ -1,0 +1,101 @@
+"""API tokens: authenticate, create, list, revoke; the admin token of a fresh install."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from firehook import errors, ids, model, timefmt
+from firehook.service.core import Services, require_admin
+from firehook.store import projects as project_store
+from firehook.store import tokens as store
+
+PREFIX = "fh_"
+ADMIN_TOKEN_FILE = "admin.token"
+
+
+def new_secret() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def authenticate(services: Services, header: str | None) -> model.Token:
+    """The token named by an ``Authorization: Bearer …`` header, or Unauthorized."""
+    if not header:
+        raise errors.Unauthorized("missing Authorization header: send `Authorization: Bearer <token>`")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise errors.Unauthorized("the Authorization header must be `Bearer <token>`")
+    with services.database.read() as conn:
+        token = store.find_by_secret(conn, secret.strip())
+    if token is None:
+        raise errors.Unauthorized("invalid or revoked token")
+    return token
+
+
+def _create(services: Services, project: str | None, read_only: bool, description: str | None) -> tuple[model.Token, str]:
+    secret = new_secret()
+    token = model.Token(id=ids.new_id(), project=project, read_only=read_only, description=description,
+                        created_at=timefmt.now_ts())
+    with services.database.write() as conn:
+        if project is not None and not project_store.exists(conn, project):
+            raise errors.InvalidInput.field("project", f"project {project} does not exist")
+        store.insert(conn, token, secret)
+    return token, secret
+
+
+def create(services: Services, principal: model.Token, body: Any) -> dict[str, Any]:
+    require_admin(principal)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise errors.InvalidInput.field("body", "must be a JSON object")
+    unknown = set(body) - {"project", "read_only", "description"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise errors.InvalidInput.field(name, "is not a field of tokens (project, read_only, description)")
+    project = body.get("project")
+    if project is not None and not isinstance(project, str):
+        raise errors.InvalidInput.field("project", "must be a project id")
+    read_only = body.get("read_only", False)
+    if not isinstance(read_only, bool):
+        raise errors.InvalidInput.field("read_only", "must be true or false")
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise errors.InvalidInput.field("description", "must be a string")
+    token, secret = _create(services, project, read_only, description)
+    out = token.public()
+    out["token"] = secret
+    return out
+
+
+def list_(services: Services, principal: model.Token) -> list[dict[str, Any]]:
+    require_admin(principal)
+    with services.database.read() as conn:
+        return [t.public() for t in store.list_active(conn)]
+
+
+def revoke(services: Services, principal: model.Token, token_id: str) -> None:
+    require_admin(principal)
+    with services.database.write() as conn:
+        if not store.revoke(conn, token_id, timefmt.now_ts()):
+            raise errors.NotFound(f"token {token_id} not found (or already revoked)")
+
+
+def ensure_admin_token(services: Services) -> Path | None:
+    """On an empty database, create an admin token and write it, mode 0600, to the data dir.
+
+    Returns the file's path when a token was created.
+    """
+    with services.database.read() as conn:
+        if store.count_active(conn) > 0:
+            return None
+    _, secret = _create(services, None, False, "admin token created on first start")
+    path = services.settings.data_path / ADMIN_TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.chmod(path, 0o600)
+    return path

@@ -1,0 +1,163 @@
+"""Activities, their per-state snapshots, runs, run logs and webhook attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from firehook import model
+from firehook.store import jsonutil
+from firehook.store.schema import activities, attempts, run_logs, runs, snapshots
+
+A = activities.c
+R = runs.c
+S = snapshots.c
+L = run_logs.c
+AT = attempts.c
+
+
+def _row(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["doc"] = jsonutil.loads(out["doc"])
+    return out
+
+
+def find(conn: sa.Connection, project_id: str, activity_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """The activity row (``doc`` parsed), locked for update on PostgreSQL when ``lock``."""
+    query = sa.select(activities).where(A.project_id == project_id, A.id == activity_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return _row(row) if row else None
+
+
+def find_by_pk(conn: sa.Connection, pk: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(activities).where(A.pk == pk)).mappings().first()
+    return _row(row) if row else None
+
+
+def insert(conn: sa.Connection, project_id: str, doc: dict[str, Any], *, integration_id: str | None = None) -> int:
+    result = conn.execute(activities.insert().values(
+        project_id=project_id, id=doc["id"], type=doc["type"], state=doc["state"], result=doc.get("result"),
+        environments=jsonutil.dumps(doc.get("environments") or []), integration_id=integration_id,
+        created_at=doc["created_at"], updated_at=doc["updated_at"], doc=jsonutil.dumps(doc),
+    ))
+    return int(result.inserted_primary_key[0])
+
+
+def save(conn: sa.Connection, pk: int, doc: dict[str, Any]) -> None:
+    conn.execute(activities.update().where(A.pk == pk).values(
+        state=doc["state"], result=doc.get("result"), environments=jsonutil.dumps(doc.get("environments") or []),
+        updated_at=doc["updated_at"], doc=jsonutil.dumps(doc),
+    ))
+
+
+def list_for(
+    conn: sa.Connection,
+    project_id: str,
+    *,
+    integration_id: str | None = None,
+    types: Sequence[str] = (),
+    state: str | None = None,
+    result: str | None = None,
+    environment: str | None = None,
+    starts_at: str | None = None,
+    count: int = 50,
+) -> list[dict[str, Any]]:
+    """Newest first. ``starts_at``: only activities created before that time (paging)."""
+    query = sa.select(activities).where(A.project_id == project_id)
+    if integration_id is not None:
+        query = query.where(A.integration_id == integration_id)
+    if types:
+        query = query.where(A.type.in_(list(types)))
+    if state:
+        query = query.where(A.state == state)
+    if result:
+        query = query.where(A.result == result)
+    if environment:
+        query = query.where(A.environments.contains(jsonutil.dumps(environment)))
+    if starts_at:
+        query = query.where(A.created_at < starts_at)
+    query = query.order_by(A.created_at.desc(), A.pk.desc()).limit(count)
+    return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def snapshot_states(conn: sa.Connection, activity_pk: int) -> set[str]:
+    return set(conn.execute(sa.select(S.state).where(S.activity_pk == activity_pk)).scalars())
+
+
+def insert_snapshot(conn: sa.Connection, activity_pk: int, state: str, body: str, now: str) -> int:
+    result = conn.execute(snapshots.insert().values(activity_pk=activity_pk, state=state, body=body, reached_at=now))
+    return int(result.inserted_primary_key[0])
+
+
+def find_snapshot(conn: sa.Connection, activity_pk: int, state: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.select(snapshots).where(S.activity_pk == activity_pk, S.state == state)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def snapshot_body(conn: sa.Connection, snapshot_pk: int) -> str:
+    return str(conn.execute(sa.select(S.body).where(S.pk == snapshot_pk)).scalar_one())
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def insert_run(conn: sa.Connection, run_pk: int, *, integration_id: str, kind: str, snapshot_pk: int,
+               source_pk: int, queued_at: float) -> None:
+    conn.execute(runs.insert().values(pk=run_pk, integration_id=integration_id, kind=kind, snapshot_pk=snapshot_pk,
+                                      source_pk=source_pk, attempts=0, queued_at=queued_at, finished=False))
+
+
+def get_run(conn: sa.Connection, run_pk: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(runs).where(R.pk == run_pk)).mappings().first()
+    return dict(row) if row else None
+
+
+def update_run(conn: sa.Connection, run_pk: int, **values: Any) -> None:
+    conn.execute(runs.update().where(R.pk == run_pk).values(**values))
+
+
+def runs_of(conn: sa.Connection, source_pk: int) -> list[dict[str, Any]]:
+    query = (
+        sa.select(activities, R.kind, R.snapshot_pk)
+        .join(runs, R.pk == A.pk)
+        .where(R.source_pk == source_pk)
+        .order_by(A.pk)
+    )
+    return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def append_logs(conn: sa.Connection, run_pk: int, lines: Sequence[tuple[str, str]]) -> None:
+    """Append log lines ``(timestamp, message)``; numbering continues from the last line."""
+    if not lines:
+        return
+    last = conn.execute(sa.select(sa.func.max(L.n)).where(L.run_pk == run_pk)).scalar_one()
+    start = (last or 0) + 1
+    conn.execute(run_logs.insert(), [
+        {"run_pk": run_pk, "n": start + i, "timestamp": ts, "message": msg} for i, (ts, msg) in enumerate(lines)
+    ])
+
+
+def logs_after(conn: sa.Connection, run_pk: int, after: int = 0, limit: int = 1000) -> list[tuple[int, str, str]]:
+    rows = conn.execute(
+        sa.select(L.n, L.timestamp, L.message).where(L.run_pk == run_pk, L.n > after).order_by(L.n).limit(limit)
+    )
+    return [(int(n), ts, msg) for n, ts, msg in rows]
+
+
+def insert_attempt(conn: sa.Connection, run_pk: int, attempt: model.Attempt) -> None:
+    conn.execute(attempts.insert().values(
+        run_pk=run_pk, number=attempt.number, started_at=attempt.started_at, duration_ms=attempt.duration_ms,
+        status=attempt.status, response=attempt.response, error=attempt.error,
+    ))
+
+
+def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
+    rows = conn.execute(sa.select(attempts).where(AT.run_pk == run_pk).order_by(AT.number)).mappings()
+    return [model.Attempt(number=r["number"], started_at=r["started_at"], duration_ms=r["duration_ms"],
+                          status=r["status"], response=r["response"], error=r["error"]) for r in rows]

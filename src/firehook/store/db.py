@@ -1,0 +1,127 @@
+"""The database: engine set-up, transactions and error translation at the driver edge.
+
+SQLite is the default and gets one writer at a time: write transactions start with
+``BEGIN IMMEDIATE`` (so two writers never deadlock upgrading a read lock) under a
+process-wide lock, in WAL mode with a busy timeout so a second process waits its turn.
+PostgreSQL runs any number of writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+
+from firehook import errors
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and select the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """An engine plus the transaction discipline for its dialect."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except exc.ArgumentError:
+            raise errors.InvalidInput.field("database_url", f"not a database URL: {redact(url)}") from None
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(
+                self.url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=20,
+            )
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+            )
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with _translated():
+                with self.engine.connect() as conn:
+                    if self.is_sqlite:
+                        conn = conn.execution_options(firehook_immediate=True)
+                    with conn.begin():
+                        yield conn
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only transaction (a consistent view on both dialects)."""
+        with _translated():
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy's "begin" event emit BEGIN itself, so writes can say IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    if conn.get_execution_options().get("firehook_immediate"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Translate driver failures into StoreError with words a user understands."""
+    try:
+        yield
+    except exc.IntegrityError:
+        raise
+    except exc.OperationalError as e:
+        raise errors.StoreError(f"database unavailable or failing: {_first_line(e)}") from e
+    except exc.DBAPIError as e:
+        raise errors.StoreError(f"database error: {_first_line(e)}") from e
+
+
+def _first_line(e: exc.DBAPIError) -> str:
+    text = str(e.orig) if e.orig is not None else str(e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__

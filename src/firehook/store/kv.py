@@ -1,0 +1,59 @@
+"""Script storage: a key/value store per integration, as the script runtime's backend.
+
+Each write is its own transaction, so a run that fails keeps what it wrote before failing.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from firehook.store import db as dbmod
+from firehook.store.schema import integrations, script_storage
+
+S = script_storage.c
+
+
+class IntegrationStorage:
+    """The storage of one integration (implements firehook.scripts' StorageBackend)."""
+
+    def __init__(self, database: dbmod.Database, integration_id: str) -> None:
+        self.database = database
+        self.integration_id = integration_id
+
+    def get(self, key: str) -> str | None:
+        with self.database.read() as conn:
+            return conn.execute(
+                sa.select(S.value).where(S.integration_id == self.integration_id, S.key == key)
+            ).scalar_one_or_none()
+
+    def set(self, key: str, encoded: str) -> None:
+        with self.database.write() as conn:
+            # The integration may have been deleted while the run was going: then the write
+            # has nowhere to go, and is dropped rather than failing the foreign key.
+            if conn.execute(sa.select(integrations.c.id).where(integrations.c.id == self.integration_id)).first() is None:
+                return
+            updated = conn.execute(
+                script_storage.update()
+                .where(S.integration_id == self.integration_id, S.key == key)
+                .values(value=encoded)
+            ).rowcount
+            if not updated:
+                conn.execute(script_storage.insert().values(integration_id=self.integration_id, key=key, value=encoded))
+
+    def remove(self, key: str) -> None:
+        with self.database.write() as conn:
+            conn.execute(script_storage.delete().where(S.integration_id == self.integration_id, S.key == key))
+
+    def clear(self) -> None:
+        with self.database.write() as conn:
+            conn.execute(script_storage.delete().where(S.integration_id == self.integration_id))
+
+    def total_bytes(self) -> int:
+        with self.database.read() as conn:
+            rows = conn.execute(sa.select(S.key, S.value).where(S.integration_id == self.integration_id))
+            return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in rows)
+
+    def items(self) -> dict[str, str]:
+        with self.database.read() as conn:
+            rows = conn.execute(sa.select(S.key, S.value).where(S.integration_id == self.integration_id))
+            return {k: v for k, v in rows}

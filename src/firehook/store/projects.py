@@ -1,0 +1,53 @@
+"""Projects: rows of the ``projects`` table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from firehook.store import jsonutil
+from firehook.store.schema import projects
+
+T = projects.c
+
+
+def insert(conn: sa.Connection, project_id: str, title: str, doc: dict[str, Any], relay_key: str | None,
+           now: str) -> None:
+    conn.execute(projects.insert().values(id=project_id, title=title, doc=jsonutil.dumps(doc),
+                                          relay_key=relay_key, created_at=now, updated_at=now))
+
+
+def get(conn: sa.Connection, project_id: str) -> dict[str, Any] | None:
+    """The project row as a dict with ``doc`` parsed, or None."""
+    row = conn.execute(sa.select(projects).where(T.id == project_id)).mappings().first()
+    return _row(row) if row else None
+
+
+def exists(conn: sa.Connection, project_id: str) -> bool:
+    return conn.execute(sa.select(T.id).where(T.id == project_id)).first() is not None
+
+
+def list_all(conn: sa.Connection, only: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(projects).order_by(T.created_at, T.id)
+    if only is not None:
+        query = query.where(T.id == only)
+    return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def update(conn: sa.Connection, project_id: str, *, title: str, doc: dict[str, Any], now: str,
+           relay_key: str | None | bool = False) -> None:
+    values: dict[str, Any] = {"title": title, "doc": jsonutil.dumps(doc), "updated_at": now}
+    if relay_key is not False:
+        values["relay_key"] = relay_key
+    conn.execute(projects.update().where(T.id == project_id).values(**values))
+
+
+def delete(conn: sa.Connection, project_id: str) -> bool:
+    return conn.execute(projects.delete().where(T.id == project_id)).rowcount > 0
+
+
+def _row(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["doc"] = jsonutil.loads(out["doc"])
+    return out

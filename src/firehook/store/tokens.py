@@ -1,0 +1,58 @@
+"""API tokens: only a SHA-256 hash of each secret is stored."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import sqlalchemy as sa
+
+from firehook import model
+from firehook.store.schema import tokens
+
+T = tokens.c
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _model(row: Any) -> model.Token:
+    return model.Token(id=row["id"], project=row["project_id"], read_only=bool(row["read_only"]),
+                       description=row["description"], created_at=row["created_at"],
+                       revoked=row["revoked_at"] is not None)
+
+
+def insert(conn: sa.Connection, token: model.Token, secret: str) -> None:
+    conn.execute(tokens.insert().values(
+        id=token.id, token_hash=hash_secret(secret), project_id=token.project, read_only=token.read_only,
+        description=token.description, created_at=token.created_at,
+    ))
+
+
+def find_by_secret(conn: sa.Connection, secret: str) -> model.Token | None:
+    row = conn.execute(
+        sa.select(tokens).where(T.token_hash == hash_secret(secret), T.revoked_at.is_(None))
+    ).mappings().first()
+    return _model(row) if row else None
+
+
+def count_active(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(tokens).where(T.revoked_at.is_(None))).scalar_one())
+
+
+def list_active(conn: sa.Connection, project: str | None = None) -> list[model.Token]:
+    query = sa.select(tokens).where(T.revoked_at.is_(None)).order_by(T.created_at)
+    if project is not None:
+        query = query.where(T.project_id == project)
+    return [_model(r) for r in conn.execute(query).mappings()]
+
+
+def revoke(conn: sa.Connection, token_id: str, now: str) -> bool:
+    result = conn.execute(tokens.update().where(T.id == token_id, T.revoked_at.is_(None)).values(revoked_at=now))
+    return result.rowcount > 0
+
+
+def get(conn: sa.Connection, token_id: str) -> model.Token | None:
+    row = conn.execute(sa.select(tokens).where(T.id == token_id)).mappings().first()
+    return _model(row) if row else None

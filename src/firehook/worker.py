@@ -1,0 +1,234 @@
+"""The worker loop: claim jobs, dispatch each to the executor of its kind, record the outcome.
+
+One worker per process (embedded in ``serve`` or alone in ``firehook worker``). It holds up
+to each executor's concurrency of jobs at once, renews their leases while they run, streams
+their log lines to the database as they come, and on shutdown lets in-flight runs finish
+for a grace period and releases the rest so another worker takes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from firehook import model, queue, recording, settings as settings_mod, timefmt
+from firehook.store import db as dbmod
+
+log = logging.getLogger("firehook.worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What an executor reports: a final result, or an attempt to make again at ``retry_at``."""
+
+    result: str = model.Result.FAILURE.value
+    retry_at: float | None = None
+    attempt: model.Attempt | None = None
+
+
+class RunContext:
+    """One run as an executor sees it. ``log`` may be called from any thread."""
+
+    def __init__(self, job: model.Job, loaded: recording.Loaded) -> None:
+        assert loaded.integration is not None
+        self.job = job
+        self.run_id = job.run_id
+        self.integration: model.Integration = loaded.integration
+        self.project = loaded.project
+        self.variables_list = loaded.variables
+        self.body = loaded.body
+        self.attempt = loaded.attempt
+        self._lines: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self._lines.append((timefmt.now_ts(), message))
+
+    def take_logs(self) -> list[tuple[str, str]]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+
+class Executor(Protocol):
+    kind: str
+    concurrency: int
+
+    async def execute(self, ctx: RunContext) -> Outcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class Worker:
+    def __init__(self, database: dbmod.Database, settings: settings_mod.Settings,
+                 executors: Sequence[Executor], owner: str | None = None) -> None:
+        self.database = database
+        self.settings = settings
+        self.executors = {e.kind: e for e in executors}
+        self.owner = owner or default_owner()
+        self.inflight: dict[int, tuple[asyncio.Task[None], RunContext | None]] = {}
+        self._per_kind: dict[str, int] = {k: 0 for k in self.executors}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._log_lock = asyncio.Lock()
+        self.completed = 0
+
+    def wake(self) -> None:
+        """Thread-safe: ask the loop to poll now (new jobs were queued in this process)."""
+        try:
+            loop = self._loop
+        except AttributeError:
+            return
+        loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then shut down cleanly."""
+        self._loop = asyncio.get_running_loop()
+        helpers = [asyncio.create_task(self._renew_loop()), asyncio.create_task(self._flush_loop())]
+        stopper = asyncio.create_task(stop.wait())
+        log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
+        try:
+            while not stop.is_set():
+                claimed = 0
+                try:
+                    claimed = await self._claim_round()
+                except Exception as exc:  # the database may be restarting: wait and go on
+                    log.warning("event=worker.claim_failed error=%s", exc)
+                    await asyncio.wait([stopper], timeout=min(5.0, self.settings.poll_interval * 4))
+                    continue
+                if claimed:
+                    continue
+                self._wake.clear()
+                waker = asyncio.create_task(self._wake.wait())
+                await asyncio.wait([waker, stopper], timeout=self.settings.poll_interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+        finally:
+            await self._shutdown()
+            stopper.cancel()
+            for task in helpers:
+                task.cancel()
+            await self._flush_logs()
+            for executor in self.executors.values():
+                await executor.aclose()
+            log.info("event=worker.stop owner=%s completed=%d", self.owner, self.completed)
+
+    async def _claim_round(self) -> int:
+        total = 0
+        for kind, executor in self.executors.items():
+            free = executor.concurrency - self._per_kind[kind]
+            if free <= 0:
+                continue
+            jobs = await asyncio.to_thread(queue.claim, self.database, self.owner, [kind], free,
+                                           self.settings.lease_seconds)
+            for job in jobs:
+                self._per_kind[kind] += 1
+                task = asyncio.create_task(self._execute(job, executor))
+                self.inflight[job.id] = (task, None)
+                task.add_done_callback(lambda _t, job=job: self._done(job))
+            total += len(jobs)
+        return total
+
+    def _done(self, job: model.Job) -> None:
+        self.inflight.pop(job.id, None)
+        self._per_kind[job.kind] -= 1
+        self._wake.set()
+
+    async def _execute(self, job: model.Job, executor: Executor) -> None:
+        try:
+            loaded = await asyncio.to_thread(recording.load, self.database, job)
+            if loaded is None or loaded.integration is None:
+                reason = "the integration was deleted before this run could execute"
+                await asyncio.to_thread(recording.finish, self.database, job, self.owner, "failure",
+                                        logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")])
+                return
+            if not await asyncio.to_thread(recording.start, self.database, job, self.owner):
+                return
+            ctx = RunContext(job, loaded)
+            self.inflight[job.id] = (self.inflight[job.id][0], ctx)
+            try:
+                outcome = await executor.execute(ctx)
+            except Exception as exc:  # an executor bug must not kill the loop; the run says so
+                log.exception("event=run.executor_error run=%s", job.run_id)
+                ctx.log(f"Internal error while executing the run: {type(exc).__name__}: {exc}")
+                outcome = Outcome(result="failure")
+            async with self._log_lock:
+                lines = ctx.take_logs()
+            if outcome.retry_at is not None:
+                ok = await asyncio.to_thread(recording.retry, self.database, job, self.owner, outcome.retry_at,
+                                             logs=lines, attempt=outcome.attempt)
+            else:
+                ok = await asyncio.to_thread(recording.finish, self.database, job, self.owner, outcome.result,
+                                             logs=lines, attempt=outcome.attempt)
+            if ok:
+                self.completed += 1
+                log.info("event=run.%s run=%s integration=%s result=%s", "retry" if outcome.retry_at else "complete",
+                         job.run_id, ctx.integration.id, outcome.result)
+            else:
+                log.warning("event=run.lease_lost run=%s: another worker took it over", job.run_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Recording failed (database down?): the lease will expire and the run be retried.
+            log.exception("event=run.record_failed run=%s", job.run_id)
+
+    async def _renew_loop(self) -> None:
+        interval = max(0.5, self.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            pks = list(self.inflight)
+            if not pks:
+                continue
+            try:
+                held = await asyncio.to_thread(queue.renew, self.database, self.owner, pks,
+                                               self.settings.lease_seconds)
+            except Exception as exc:
+                log.warning("event=worker.renew_failed error=%s", exc)
+                continue
+            for pk in set(pks) - held:
+                if pk in self.inflight:
+                    log.warning("event=run.lease_lost job=%s", pk)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                await self._flush_logs()
+            except Exception as exc:
+                log.warning("event=worker.log_flush_failed error=%s", exc)
+
+    async def _flush_logs(self) -> None:
+        async with self._log_lock:
+            batches: list[tuple[int, Any]] = []
+            for _task, ctx in list(self.inflight.values()):
+                if ctx is not None:
+                    lines = ctx.take_logs()
+                    if lines:
+                        batches.append((ctx.job.run_pk, lines))
+            if batches:
+                await asyncio.to_thread(recording.append_logs, self.database, batches)
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        tasks = [t for t, _ in self.inflight.values()]
+        if tasks:
+            log.info("event=worker.draining runs=%d grace=%ss", len(tasks), self.settings.shutdown_grace)
+            _done, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
+            leftover = [pk for pk, (t, _) in list(self.inflight.items()) if t in pending]
+            for task in pending:
+                task.cancel()
+            if leftover:
+                released = await asyncio.to_thread(queue.release, self.database, self.owner, leftover)
+                log.info("event=worker.released jobs=%d", released)
+
