@@ -44,9 +44,19 @@ def serve(no_worker: bool, **flags: Any) -> None:
     app = create_app(built, start_worker=None if no_worker else (lambda: assembly.worker(built)))
     click.echo(f"firehook listening on http://{settings.host}:{settings.port} "
                f"(database: {'SQLite' if built.database.is_sqlite else 'PostgreSQL'})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
-    built.database.dispose()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
+    # handlers it found in place: these make that a normal exit (status 0) after the drain.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                    timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
+    finally:
+        built.database.dispose()
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @click.command("worker")

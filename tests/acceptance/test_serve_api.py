@@ -1,0 +1,177 @@
+"""`firehook serve` as a subprocess on a temporary data directory, driven over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import support
+from tests.receivers import Receiver, wait_for
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
+    data = tmp_path_factory.mktemp("serve")
+    proc = support.ServerProcess(data, env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
+                                            "FIREHOOK_MAX_DOCUMENT_BYTES": "65536",
+                                            "FIREHOOK_RETRY_SCHEDULE": "0.2"})
+    proc.wait_ready()
+    yield proc
+    assert proc.stop() == 0, proc.output()
+
+
+@pytest.fixture(scope="module")
+def api(server: support.ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token}"},
+                      timeout=30) as client:
+        yield client
+
+
+def test_admin_token_written_0600(server: support.ServerProcess) -> None:
+    path = server.data_dir / "admin.token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert server.token.startswith("fh_")
+    assert (server.data_dir / "firehook.db").exists()
+
+
+def test_health_and_openapi(server: support.ServerProcess) -> None:
+    assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok", "database": "ok"}
+    spec = httpx.get(server.base_url + "/openapi.json").json()
+    for path in ("/api/projects/{project}/activities", "/api/projects/{project}/activities:batch",
+                 "/api/projects/{project}/integrations/{integration}/validate", "/hooks/upsun/{project}",
+                 "/api/projects/{project}/activities/{activity}/log", "/api/tokens"):
+        assert path in spec["paths"], path
+
+
+def test_newcomer_path_end_to_end(api: httpx.Client, receiver: Receiver) -> None:
+    assert api.post("/api/projects", json={"id": "shop", "title": "Shop"}).status_code == 201
+    hook_url = receiver.on("/shop", (200, {}, b"ok"))
+    created = api.post("/api/projects/shop/integrations",
+                       json={"type": "webhook", "url": hook_url, "shared_key": "topsecret"})
+    assert created.status_code == 201
+    hook = created.json()["_embedded"]["entity"]
+    assert hook["shared_key"] == "******"
+    got = api.get(f"/api/projects/shop/integrations/{hook['id']}").json()
+    assert set(got["_links"]) == {"self", "#edit", "#delete", "#validate"}
+    doc = support.fixture_doc("push-complete")
+    answer = api.post("/api/projects/shop/activities", json=doc)
+    assert answer.status_code == 201
+    run_id = answer.json()["_embedded"]["runs"][0]["id"]
+    run = wait_for(lambda: (r := api.get(f"/api/projects/shop/activities/{run_id}").json())["state"] == "complete" and r)
+    assert run["result"] == "success" and run["type"] == "integration.webhook"
+    assert run["parameters"]["activity"] == doc["id"]
+    listed = api.get(f"/api/projects/shop/integrations/{hook['id']}/activities").json()
+    assert [r["id"] for r in listed] == [run_id]
+    log = api.get(f"/api/projects/shop/activities/{run_id}/log").text.strip().splitlines()
+    items = [json.loads(line) for line in log]
+    assert items[-1] == {"seal": True}
+    assert items[0]["_id"] == 1 and "timestamp" in items[0]["data"]
+    [delivered] = receiver.requests_to("/shop")
+    body = json.loads(delivered.body)
+    assert body["id"] == doc["id"] and body["project"] == "shop" and body["timings"] == doc["timings"]
+    assert "topsecret" not in api.get("/api/projects/shop/integrations").text
+
+
+def test_error_format_and_nothing_stored(api: httpx.Client, server: support.ServerProcess) -> None:
+    api.post("/api/projects", json={"id": "errs", "title": "Errors"})
+    cases = [
+        (api.post("/api/projects/errs/activities", content=b'{"type": ', headers={"content-type": "application/json"}),
+         400, "body"),
+        (api.post("/api/projects/errs/activities", json={"state": "complete"}), 400, "type"),
+        (api.post("/api/projects/errs/activities", json={"type": "environment.push", "environments": "main"}),
+         400, "environments"),
+        (api.post("/api/projects/errs/activities", json={"type": "environment.push", "result": 3}), 400, "result"),
+        (api.post("/api/projects/nope/activities", json={"type": "environment.push"}), 404, None),
+        (api.post("/api/projects/errs/activities", json={"type": "environment.push", "log": "x" * 70000}), 413, "body"),
+        (api.post("/api/projects/errs/integrations", json={"type": "webhook", "url": "gopher://x"}), 400, "url"),
+    ]
+    for response, status, field in cases:
+        body = response.json()
+        assert response.status_code == status, body
+        assert body["status"] == "error" and body["code"] == status and body["title"]
+        if field:
+            assert field in body["detail"], body
+    assert "project nope not found" in cases[4][0].json()["detail"]
+    assert api.get("/api/projects/errs/activities").json() == []
+    bad = httpx.get(server.base_url + "/api/projects", headers={"Authorization": "Bearer fh_wrong"})
+    assert bad.status_code == 401 and bad.json()["detail"] == "invalid or revoked token"
+    none = httpx.get(server.base_url + "/api/projects")
+    assert none.status_code == 401 and "Authorization" in none.json()["detail"]
+    assert api.get("/api/projects/errs/activities/zzz").status_code == 404
+    assert api.get("/no/such/route").json()["code"] == 404
+
+
+def test_batch_endpoint(api: httpx.Client) -> None:
+    api.post("/api/projects", json={"id": "bulk", "title": "Bulk"})
+    lines = b"\n".join([json.dumps({"type": "environment.push", "id": f"n{i}"}).encode() for i in range(50)]
+                       + [b"nonsense"])
+    answer = api.post("/api/projects/bulk/activities:batch", content=lines,
+                      headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 200
+    report = answer.json()
+    assert report["accepted"] == 50 and report["rejected"] == 1
+    assert report["results"][-1]["line"] == 51
+    assert len(api.get("/api/projects/bulk/activities", params={"count": 100}).json()) == 50
+
+
+def test_tokens_over_http(api: httpx.Client, server: support.ServerProcess) -> None:
+    api.post("/api/projects", json={"id": "tok-a", "title": "A"})
+    api.post("/api/projects", json={"id": "tok-b", "title": "B"})
+    made = api.post("/api/tokens", json={"project": "tok-a", "read_only": True}).json()
+    scoped = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {made['token']}"})
+    assert scoped.get("/api/projects/tok-a").status_code == 200
+    assert scoped.get("/api/projects/tok-b").status_code == 403
+    assert scoped.post("/api/projects/tok-a/activities", json={"type": "environment.push"}).status_code == 403
+    assert made["token"] not in api.get("/api/tokens").text
+    assert api.delete(f"/api/tokens/{made['id']}").status_code == 204
+    assert scoped.get("/api/projects/tok-a").status_code == 401
+
+
+def test_relay_verifies_signature(api: httpx.Client, server: support.ServerProcess) -> None:
+    from firehook import signing
+
+    api.post("/api/projects", json={"id": "relay", "title": "Relay", "relay_key": "relay-secret"})
+    assert api.get("/api/projects/relay").json()["has_relay_key"] is True
+    assert "relay-secret" not in api.get("/api/projects/relay").text
+    body = json.dumps(support.fixture_doc("redeploy-pending")).encode()
+    unsigned = httpx.post(server.base_url + "/hooks/upsun/relay", content=body)
+    assert unsigned.status_code == 401
+    wrong = httpx.post(server.base_url + "/hooks/upsun/relay", content=body,
+                       headers={"X-JWS-Signature": signing.sign_detached(body, "other")})
+    assert wrong.status_code == 401
+    good = httpx.post(server.base_url + "/hooks/upsun/relay", content=body,
+                      headers={"X-JWS-Signature": signing.sign_detached(body, "relay-secret")})
+    assert good.status_code == 201
+    assert api.get("/api/projects/relay/activities/7txhbujm4umsy").json()["state"] == "pending"
+
+
+def test_sigterm_is_a_clean_shutdown(tmp_path: Path) -> None:
+    proc = support.ServerProcess(tmp_path / "data")
+    proc.wait_ready()
+    assert proc.stop() == 0
+    assert "Traceback" not in proc.output()
+    assert "event=worker.stop" in proc.output()
+
+
+def test_data_dir_from_environment_is_used(tmp_path: Path) -> None:
+    proc = support.ServerProcess(tmp_path / "elsewhere")
+    try:
+        proc.wait_ready()
+        assert (tmp_path / "elsewhere" / "firehook.db").exists()
+        assert os.stat(tmp_path / "elsewhere" / "admin.token").st_size > 10
+    finally:
+        proc.stop()

@@ -1,0 +1,143 @@
+"""The durable queue: leases, expiry, retry-at, ordering — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from firehook import model, queue, recording
+from firehook.service import integrations, intake, projects
+from firehook.store import schema
+
+
+def setup(services: Any, admin: model.Token, **hook: Any) -> str:
+    projects.create(services, admin, {"id": "q", "title": "Queue"})
+    body = {"type": "webhook", "url": "http://127.0.0.1:9/x", "states": ["*"], **hook}
+    return str(integrations.create(services, admin, "q", body)["id"])
+
+
+def emit(services: Any, admin: model.Token, aid: str, state: str, env: str = "main") -> None:
+    intake.ingest(services, admin, "q", {"id": aid, "type": "environment.push", "state": state, "environments": [env]})
+
+
+def test_lease_blocks_others_until_it_expires(services: Any, admin: model.Token) -> None:
+    setup(services, admin)
+    emit(services, admin, "a1", "complete")
+    db = services.database
+    [job] = queue.claim(db, "w1", ["webhook"], 10, lease_seconds=0.5)
+    assert job.lease_owner == "w1" and job.kind == "webhook" and job.project == "q"
+    assert queue.claim(db, "w2", ["webhook"], 10, 30) == []
+    assert queue.claim(db, "w2", ["script"], 10, 30) == []
+    time.sleep(0.6)
+    [again] = queue.claim(db, "w2", ["webhook"], 10, 30)
+    assert again.id == job.id and again.lease_owner == "w2"
+    # the first owner lost its lease: it can neither renew nor complete
+    assert queue.renew(db, "w1", [job.id], 30) == set()
+    with db.write() as conn:
+        assert not queue.complete(conn, job.id, "w1")
+    with db.write() as conn:
+        assert queue.complete(conn, job.id, "w2")
+    assert queue.depth(db) == {}
+
+
+def test_renew_extends_and_release_gives_back(services: Any, admin: model.Token) -> None:
+    setup(services, admin)
+    emit(services, admin, "a1", "complete")
+    db = services.database
+    [job] = queue.claim(db, "w1", ["webhook"], 1, lease_seconds=0.5)
+    assert queue.renew(db, "w1", [job.id], 60) == {job.id}
+    time.sleep(0.6)
+    assert queue.claim(db, "w2", ["webhook"], 1, 30) == []
+    assert queue.release(db, "w1", [job.id]) == 1
+    assert [j.id for j in queue.claim(db, "w2", ["webhook"], 1, 30)] == [job.id]
+
+
+def test_retry_at_waits(services: Any, admin: model.Token) -> None:
+    setup(services, admin)
+    emit(services, admin, "a1", "complete")
+    db = services.database
+    [job] = queue.claim(db, "w1", ["webhook"], 1, 30)
+    assert recording.retry(db, job, "w1", time.time() + 0.5)
+    assert queue.claim(db, "w1", ["webhook"], 1, 30) == []
+    time.sleep(0.6)
+    assert [j.id for j in queue.claim(db, "w1", ["webhook"], 1, 30)] == [job.id]
+
+
+def test_states_of_one_activity_run_in_order(services: Any, admin: model.Token) -> None:
+    setup(services, admin)
+    for state in ("pending", "in_progress", "complete"):
+        emit(services, admin, "a1", state)
+    emit(services, admin, "a2", "pending")
+    db = services.database
+    claimed = queue.claim(db, "w", ["webhook"], 10, 30)
+    # the first state of a1 and the job of a2; the later states of a1 wait their turn
+    assert sorted(_activity_of(services, j) for j in claimed) == ["a1", "a2"]
+    order = []
+    while True:
+        of_a1 = [j for j in claimed if _activity_of(services, j) == "a1"]
+        if not of_a1:
+            break
+        assert len(of_a1) == 1
+        order.append(_source_state(services, of_a1[0]))
+        with db.write() as conn:
+            queue.complete(conn, of_a1[0].id, "w")
+        claimed = queue.claim(db, "w", ["webhook"], 10, 30)
+    assert order == ["pending", "in_progress", "complete"]
+
+
+def _run_params(services: Any, job: model.Job) -> dict[str, Any]:
+    with services.database.read() as conn:
+        doc = conn.execute(sa.select(schema.activities.c.doc).where(schema.activities.c.pk == job.run_pk)).scalar_one()
+    import json
+
+    return dict(json.loads(doc)["parameters"])
+
+
+def _source_state(services: Any, job: model.Job) -> str:
+    return str(_run_params(services, job)["activity_state"])
+
+
+def _activity_of(services: Any, job: model.Job) -> str:
+    return str(_run_params(services, job)["activity"])
+
+
+def test_ordered_integration_runs_in_activity_order_per_environment(services: Any, admin: model.Token) -> None:
+    setup(services, admin, ordered=True, states=["complete"])
+    emit(services, admin, "m1", "complete", "main")
+    emit(services, admin, "m2", "complete", "main")
+    emit(services, admin, "d1", "complete", "dev")
+    db = services.database
+    first = queue.claim(db, "w", ["webhook"], 10, 30)
+    assert sorted(_activity_of(services, j) for j in first) == ["d1", "m1"]
+    assert queue.claim(db, "w", ["webhook"], 10, 30) == []  # m2 waits for m1
+    for job in first:
+        with db.write() as conn:
+            queue.complete(conn, job.id, "w")
+    [last] = queue.claim(db, "w", ["webhook"], 10, 30)
+    assert _activity_of(services, last) == "m2"
+
+
+def test_unordered_integration_runs_activities_in_parallel(services: Any, admin: model.Token) -> None:
+    setup(services, admin, states=["complete"])
+    for i in range(5):
+        emit(services, admin, f"x{i}", "complete")
+    assert len(queue.claim(services.database, "w", ["webhook"], 10, 30)) == 5
+
+
+def test_finish_records_outcome_only_with_the_lease(services: Any, admin: model.Token) -> None:
+    setup(services, admin, states=["complete"])
+    emit(services, admin, "a1", "complete")
+    db = services.database
+    [job] = queue.claim(db, "w1", ["webhook"], 1, 30)
+    assert recording.start(db, job, "w1")
+    attempt = model.Attempt(number=1, started_at="2025-01-01T00:00:00.000000+00:00", duration_ms=5.0,
+                            status=200, response="ok", error=None)
+    assert not recording.finish(db, job, "someone-else", "success")
+    assert recording.finish(db, job, "w1", "success", logs=[("t", "line one")], attempt=attempt)
+    loaded = recording.load(db, job)
+    assert loaded is not None
+    assert loaded.run_doc["state"] == "complete" and loaded.run_doc["result"] == "success"
+    assert loaded.run_doc["parameters"]["attempts"] == 1
+    assert set(loaded.run_doc["timings"]) == {"wait", "execute"}
