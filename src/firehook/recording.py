@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from firehook import model, queue, timefmt
+from firehook import fanout, model, queue, timefmt
 from firehook.store import activities as store
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
@@ -49,7 +49,7 @@ def load(database: dbmod.Database, job: model.Job) -> Loaded | None:
                   body=body, attempt=int(run["attempts"]) + 1)
 
 
-def start(database: dbmod.Database, job: model.Job, owner: str) -> bool:
+def start(database: dbmod.Database, job: model.Job, owner: str, public_url: str = "") -> bool:
     """Mark the run in progress and count the attempt; False when the lease was lost."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
@@ -72,7 +72,16 @@ def start(database: dbmod.Database, job: model.Job, owner: str) -> bool:
         doc["updated_at"] = stamp
         store.save(conn, job.run_pk, doc)
         store.update_run(conn, job.run_pk, attempts=attempts, started_at=run["started_at"] or now)
+        if attempts == 1:
+            _reached(conn, public_url, job, doc)
     return True
+
+
+def _reached(conn: Any, public_url: str, job: model.Job, doc: dict[str, Any]) -> None:
+    """The run reached a state: integrations listening to ``integration.*`` may get runs (the
+    worker polls again as soon as this run is done, so they start promptly)."""
+    fanout.run_reached_state(conn, public_url, job.project, job.run_pk, doc,
+                             str(doc.get("parameters", {}).get("activity_type", "")))
 
 
 def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
@@ -86,7 +95,8 @@ def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[
 
 
 def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,
-           logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None) -> bool:
+           logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None,
+           public_url: str = "") -> bool:
     """Record the final outcome and remove the job; False (nothing written) if the lease was lost."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
@@ -110,6 +120,7 @@ def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,
         doc["timings"] = timings
         store.save(conn, job.run_pk, doc)
         store.update_run(conn, job.run_pk, finished=True)
+        _reached(conn, public_url, job, doc)
     return True
 
 

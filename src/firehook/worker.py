@@ -14,10 +14,11 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from firehook import model, queue, recording, settings as settings_mod, timefmt
+from firehook import metrics, model, queue, recording, settings as settings_mod, timefmt
 from firehook.store import db as dbmod
 
 log = logging.getLogger("firehook.worker")
@@ -77,6 +78,7 @@ class Worker:
         self.settings = settings
         self.executors = {e.kind: e for e in executors}
         self.owner = owner or default_owner()
+        self.public_url = settings.resolved_public_url
         self.inflight: dict[int, tuple[asyncio.Task[None], RunContext | None]] = {}
         self._per_kind: dict[str, int] = {k: 0 for k in self.executors}
         self._wake = asyncio.Event()
@@ -153,8 +155,11 @@ class Worker:
                 await asyncio.to_thread(recording.finish, self.database, job, self.owner, "failure",
                                         logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")])
                 return
-            if not await asyncio.to_thread(recording.start, self.database, job, self.owner):
+            if not await asyncio.to_thread(recording.start, self.database, job, self.owner, self.public_url):
                 return
+            created = loaded.run_doc.get("created_at")
+            if loaded.attempt == 1 and isinstance(created, str):
+                metrics.WAIT.labels("integration." + job.kind).observe(max(0.0, time.time() - timefmt.to_epoch(created)))
             ctx = RunContext(job, loaded)
             self.inflight[job.id] = (self.inflight[job.id][0], ctx)
             try:
@@ -170,9 +175,10 @@ class Worker:
                                              logs=lines, attempt=outcome.attempt)
             else:
                 ok = await asyncio.to_thread(recording.finish, self.database, job, self.owner, outcome.result,
-                                             logs=lines, attempt=outcome.attempt)
+                                             logs=lines, attempt=outcome.attempt, public_url=self.public_url)
             if ok:
                 self.completed += 1
+                _observe(job, loaded, outcome)
                 log.info("event=run.%s run=%s integration=%s result=%s", "retry" if outcome.retry_at else "complete",
                          job.run_id, ctx.integration.id, outcome.result)
             else:
@@ -232,3 +238,15 @@ class Worker:
                 released = await asyncio.to_thread(queue.release, self.database, self.owner, leftover)
                 log.info("event=worker.released jobs=%d", released)
 
+
+
+def _observe(job: model.Job, loaded: recording.Loaded, outcome: Outcome) -> None:
+    run_type = "integration." + job.kind
+    if outcome.attempt is not None:
+        ok = outcome.attempt.status is not None and 200 <= outcome.attempt.status < 300
+        metrics.ATTEMPTS.labels("success" if ok else ("retry" if outcome.retry_at else "failure")).inc()
+    if outcome.retry_at is None:
+        metrics.RUNS.labels(run_type, outcome.result).inc()
+        created = loaded.run_doc.get("created_at")
+        if isinstance(created, str):
+            metrics.LATENCY.labels(run_type).observe(max(0.0, time.time() - timefmt.to_epoch(created)))

@@ -175,3 +175,22 @@ def test_data_dir_from_environment_is_used(tmp_path: Path) -> None:
         assert os.stat(tmp_path / "elsewhere" / "admin.token").st_size > 10
     finally:
         proc.stop()
+
+
+def test_metrics_after_traffic(api: httpx.Client, server: support.ServerProcess, receiver: Receiver) -> None:
+    api.post("/api/projects", json={"id": "metered", "title": "Metered"})
+    api.post("/api/projects/metered/integrations", json={"type": "webhook", "url": receiver.on("/m", (200, {}, b""))})
+    run_id = api.post("/api/projects/metered/activities", json={"type": "environment.push"}).json()["_embedded"]["runs"][0]["id"]
+    wait_for(lambda: api.get(f"/api/projects/metered/activities/{run_id}").json()["state"] == "complete")
+    text = httpx.get(server.base_url + "/metrics").text
+
+    def value(prefix: str) -> float:
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        assert lines, f"{prefix} missing from /metrics"
+        return float(lines[0].rsplit(" ", 1)[1])
+
+    assert value('firehook_activities_accepted_total{source="api"}') >= 1
+    assert value('firehook_runs_total{result="success",type="integration.webhook"}') >= 1
+    assert value('firehook_webhook_attempts_total{outcome="success"}') >= 1
+    assert value('firehook_run_latency_seconds_count{type="integration.webhook"}') >= 1
+    assert 'firehook_queue_depth{kind="webhook"}' in text

@@ -171,3 +171,30 @@ def test_deleted_integration_run_fails_visibly(fast_services: Any, receiver: Rec
     assert doc["result"] == "failure"
     assert "deleted" in log_messages(services, accepted.runs[0]["id"])[-1]
     assert receiver.requests_to("/ok") == []
+
+
+def test_runs_trigger_integrations_that_list_them_explicitly(fast_services: Any, receiver: Receiver) -> None:
+    services = fast_services
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    failing = integrations.create(services, ADMIN, "w", {"type": "webhook", "url": receiver.on("/gone", (410, {}, b""))})
+    alert = integrations.create(services, ADMIN, "w", {
+        "type": "webhook", "url": receiver.on("/alert", (200, {}, b"")),
+        "events": ["integration.webhook"], "states": ["complete"], "result": "failure"})
+    everything = integrations.create(services, ADMIN, "w", {"type": "webhook", "url": receiver.on("/all", (200, {}, b""))})
+    worker = RunningWorker(services)
+    try:
+        intake.ingest(services, ADMIN, "w", {"type": "environment.push", "environments": ["main"]})
+        alert_run = wait_for(lambda: activities.list_(services, ADMIN, "w", {}, alert["id"]))
+        wait_for(lambda: finished(services, alert_run[0]["id"]))
+    finally:
+        worker.stop()
+    [notice] = receiver.requests_to("/alert")
+    import json
+
+    body = json.loads(notice.body)
+    assert body["type"] == "integration.webhook" and body["result"] == "failure"
+    assert body["integration"] == failing["id"]
+    # `*` does not match runs, and the alert's own run triggered nothing
+    assert len(receiver.requests_to("/all")) == 1
+    assert len(activities.list_(services, ADMIN, "w", {}, everything["id"])) == 1
+    assert len(activities.list_(services, ADMIN, "w", {}, alert["id"])) == 1

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from firehook import model
+from firehook import metrics, model
 from firehook.api.http import JSON_BODY, OPTIONAL_JSON_BODY, call, json_body, principal, read_body, services_of
 from firehook.api.integrations import _params
 from firehook.service import activities as service
@@ -31,6 +31,7 @@ async def list_activities(project: str, request: Request, who: model.Token = Dep
 async def create_activity(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
     body = await json_body(request)
     accepted = await call(intake.ingest, services_of(request), who, project, body)
+    metrics.ACTIVITIES.labels("api").inc()
     answer = accepted.answer()
     return JSONResponse(answer, status_code=answer["code"])
 
@@ -42,7 +43,10 @@ async def create_activity(project: str, request: Request, who: model.Token = Dep
 async def batch_activities(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
     services = services_of(request)
     raw = await read_body(request, services.settings.max_document_bytes * BATCH_LIMIT_FACTOR)
-    return await call(intake.ingest_batch, services, who, project, raw)
+    report = await call(intake.ingest_batch, services, who, project, raw)
+    metrics.ACTIVITIES.labels("batch").inc(report["accepted"])
+    metrics.REJECTED.labels("batch").inc(report["rejected"])
+    return report
 
 
 @router.get("/activities/{activity}")

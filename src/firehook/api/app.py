@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import firehook
-from firehook import errors
-from firehook.api import activities, health, integrations, projects, relay, tokens
+from firehook import errors, metrics, queue
+from firehook.api import activities, health, integrations, metrics as metrics_routes, projects, relay, tokens
 from firehook.api.http import error_response
 from firehook.service import Services
 
@@ -48,6 +48,7 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
         lifespan=lifespan,
     )
     app.state.services = services
+    metrics.install_queue_depth(lambda: queue.depth(services.database))
 
     @app.exception_handler(errors.FirehookError)
     async def _firehook_error(_request: Request, exc: errors.FirehookError) -> Any:
@@ -75,6 +76,6 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
         log.exception("event=api.unexpected_error")
         return error_response(500, "Internal Server Error", "an unexpected error occurred; see the server log")
 
-    for module in (health, projects, integrations, activities, tokens, relay):
+    for module in (health, metrics_routes, projects, integrations, activities, tokens, relay):
         app.include_router(module.router)
     return app

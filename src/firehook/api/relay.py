@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from firehook import errors, signing
+from firehook import errors, metrics, signing
 from firehook.api.http import JSON_BODY, call, parse_json, read_body, services_of
 from firehook.service import intake
 from firehook.service import projects as project_service
@@ -37,5 +37,6 @@ async def upsun_relay(project: str, request: Request) -> Any:
             raise errors.Unauthorized(f"X-JWS-Signature does not verify: {exc.message}") from None
     body = parse_json(raw)
     accepted = await call(intake.ingest_unchecked, services, project, body)
+    metrics.ACTIVITIES.labels("relay").inc()
     answer = accepted.answer()
     return JSONResponse(answer, status_code=answer["code"])

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from firehook import errors, matching, model, timefmt
-from firehook.service import intake
+from firehook import errors, fanout, matching, model, queue, timefmt
 from firehook.service.core import Services, require_project, require_write
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
+from firehook.store import jsonutil
 from firehook.store import projects as project_store
-from firehook import queue
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 50
@@ -158,7 +157,7 @@ def replay(services: Services, principal: model.Token, project_id: str, activity
             reached = sorted(store.snapshot_states(conn, row["pk"]))
             raise errors.InvalidInput.field(
                 "state", f"activity {activity_id} never reached {state!r}; it reached: {', '.join(reached) or 'none'}")
-        doc = intake.jsonutil.loads(snap["body"])
+        doc = jsonutil.loads(snap["body"])
         all_items = integration_store.list_for(conn, project_id)
         if wanted is not None:
             by_id = {i.id: i for i in all_items}
@@ -172,7 +171,8 @@ def replay(services: Services, principal: model.Token, project_id: str, activity
                 targets.append(item)
         else:
             targets = matching.matching(all_items, doc, state)
-        runs = intake.create_runs(services, conn, project_id, row["pk"], doc, state, snap["pk"], targets)
+        runs = fanout.create_runs(conn, services.settings.resolved_public_url, project_id, row["pk"], doc, state,
+                                  snap["pk"], targets)
     if runs:
         services.notify()
     return {"status": "ok", "code": 200, "_embedded": {"runs": runs}}

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from firehook import errors, model, settings as settings_mod
+from firehook import errors, fanout, model, settings as settings_mod
 from firehook.store import db as dbmod
 from firehook.store import migrations
 
@@ -29,9 +29,7 @@ class Services:
             wake()
 
     def activity_links(self, project_id: str, activity_id: str) -> dict[str, Any]:
-        # Upsun's form: an absolute `self`, a path for `log`.
-        path = f"/api/projects/{project_id}/activities/{activity_id}"
-        return {"self": {"href": self.settings.resolved_public_url + path}, "log": {"href": path + "/log"}}
+        return fanout.activity_links(self.settings.resolved_public_url, project_id, activity_id)
 
 
 def open_services(settings: settings_mod.Settings, *, migrate: bool | None = None) -> Services:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from firehook import errors, ids, matching, model, queue, timefmt, validation
+from firehook import errors, fanout, ids, matching, model, timefmt, validation
 from firehook.service.core import Services, require_project, require_write
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
@@ -38,64 +36,6 @@ class Accepted:
             "code": code,
             "_embedded": {"entity": self.doc, "runs": self.runs},
         }
-
-
-def run_description(integration: model.Integration) -> str:
-    if integration.type == "webhook":
-        host = urlsplit(integration.url or "").hostname or "?"
-        return f"Sending webhook to {host}"
-    return "Running activity script"
-
-
-def new_run_doc(services: Services, project_id: str, integration: model.Integration, source: dict[str, Any],
-                state: str, now: str) -> dict[str, Any]:
-    run_id = ids.new_id()
-    text = run_description(integration)
-    return {
-        "id": run_id,
-        "_links": services.activity_links(project_id, run_id),
-        "type": model.RUN_ACTIVITY_TYPE[integration.type],
-        "project": project_id,
-        "integration": integration.id,
-        "environments": list(source.get("environments") or []),
-        "state": "pending",
-        "result": None,
-        "parameters": {
-            "activity": source["id"],
-            "activity_type": source["type"],
-            "activity_state": state,
-            "attempts": 0,
-        },
-        "description": text,
-        "text": text,
-        "created_at": now,
-        "updated_at": now,
-        "started_at": None,
-        "completed_at": None,
-        "cancelled_at": None,
-        "completion_percent": 0,
-        "timings": {},
-        "payload": {},
-        "log": None,
-    }
-
-
-def create_runs(services: Services, conn: sa.Connection, project_id: str, source_pk: int, source: dict[str, Any],
-                state: str, snapshot_pk: int, targets: list[model.Integration]) -> list[dict[str, Any]]:
-    """Create one run (activity + run row + job) per target integration."""
-    now = timefmt.now_ts()
-    epoch = time.time()
-    created = []
-    envs = matching.activity_environments(source)
-    for integration in targets:
-        doc = new_run_doc(services, project_id, integration, source, state, now)
-        run_pk = store.insert(conn, project_id, doc, integration_id=integration.id)
-        store.insert_run(conn, run_pk, integration_id=integration.id, kind=integration.type,
-                         snapshot_pk=snapshot_pk, source_pk=source_pk, queued_at=epoch)
-        queue.enqueue(conn, run_pk=run_pk, project=project_id, kind=integration.type,
-                      key=queue.ordering_key(integration, source_pk, envs), run_at=epoch)
-        created.append({"id": doc["id"], "type": doc["type"], "integration": integration.id, "state": state})
-    return created
 
 
 class _Intake:
@@ -159,7 +99,8 @@ class _Intake:
         if state not in reached:
             snapshot_pk = store.insert_snapshot(self.conn, pk, state, jsonutil.dumps(doc), now)
             targets = matching.matching(self.integrations, doc, state)
-            runs = create_runs(self.services, self.conn, self.project_id, pk, doc, state, snapshot_pk, targets)
+            runs = fanout.create_runs(self.conn, self.services.settings.resolved_public_url, self.project_id,
+                                      pk, doc, state, snapshot_pk, targets)
         return Accepted(doc=doc, created=existing is None, runs=runs)
 
 

@@ -1,0 +1,112 @@
+"""Fan-out: turning "an activity reached a state" into runs, one per matching integration.
+
+Used by intake (activities posted to firehook) and by recording (runs are activities too:
+an integration that lists ``integration.*`` events explicitly gets runs when other
+integrations' runs reach a state). A run triggered by a run triggers nothing further, so
+two integrations listening to each other cannot loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from firehook import ids, matching, model, queue, timefmt
+from firehook.store import activities as store
+from firehook.store import integrations as integration_store
+from firehook.store import jsonutil
+
+RUN_PREFIX = "integration."
+
+
+def activity_links(public_url: str, project_id: str, activity_id: str) -> dict[str, Any]:
+    """Upsun's form: an absolute ``self``, a path for ``log``."""
+    path = f"/api/projects/{project_id}/activities/{activity_id}"
+    return {"self": {"href": public_url + path}, "log": {"href": path + "/log"}}
+
+
+def run_description(integration: model.Integration) -> str:
+    if integration.type == "webhook":
+        host = urlsplit(integration.url or "").hostname or "?"
+        return f"Sending webhook to {host}"
+    return "Running activity script"
+
+
+def new_run_doc(public_url: str, project_id: str, integration: model.Integration, source: dict[str, Any],
+                state: str, now: str) -> dict[str, Any]:
+    run_id = ids.new_id()
+    text = run_description(integration)
+    return {
+        "id": run_id,
+        "_links": activity_links(public_url, project_id, run_id),
+        "type": model.RUN_ACTIVITY_TYPE[integration.type],
+        "project": project_id,
+        "integration": integration.id,
+        "environments": list(source.get("environments") or []),
+        "state": "pending",
+        "result": None,
+        "parameters": {
+            "activity": source["id"],
+            "activity_type": source["type"],
+            "activity_state": state,
+            "attempts": 0,
+        },
+        "description": text,
+        "text": text,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "completed_at": None,
+        "cancelled_at": None,
+        "completion_percent": 0,
+        "timings": {},
+        "payload": {},
+        "log": None,
+    }
+
+
+def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
+                state: str, snapshot_pk: int, targets: Sequence[model.Integration]) -> list[dict[str, Any]]:
+    """One run (activity + run row + job) per target integration, in the caller's transaction."""
+    now = timefmt.now_ts()
+    epoch = time.time()
+    created = []
+    envs = matching.activity_environments(source)
+    for integration in targets:
+        doc = new_run_doc(public_url, project_id, integration, source, state, now)
+        run_pk = store.insert(conn, project_id, doc, integration_id=integration.id)
+        store.insert_run(conn, run_pk, integration_id=integration.id, kind=integration.type,
+                         snapshot_pk=snapshot_pk, source_pk=source_pk, queued_at=epoch)
+        queue.enqueue(conn, run_pk=run_pk, project=project_id, kind=integration.type,
+                      key=queue.ordering_key(integration, source_pk, envs), run_at=epoch)
+        created.append({"id": doc["id"], "type": doc["type"], "integration": integration.id, "state": state})
+    return created
+
+
+def listens_to_runs(integration: model.Integration) -> bool:
+    return integration.enabled and any(e.startswith(RUN_PREFIX) for e in integration.events)
+
+
+def run_reached_state(conn: sa.Connection, public_url: str, project_id: str, run_pk: int,
+                      run_doc: dict[str, Any], source_type: str) -> list[dict[str, Any]]:
+    """Fan a run's new state out to the integrations that listen to ``integration.*``.
+
+    Nothing happens for a run whose source is itself a run (no chains), and an integration
+    never gets runs for its own runs.
+    """
+    if source_type.startswith(RUN_PREFIX):
+        return []
+    listeners = [i for i in integration_store.list_for(conn, project_id, enabled_only=True)
+                 if listens_to_runs(i) and i.id != run_doc.get("integration")]
+    if not listeners:
+        return []
+    state = run_doc["state"]
+    targets = matching.matching(listeners, run_doc, state)
+    if not targets or state in store.snapshot_states(conn, run_pk):
+        return []
+    snapshot_pk = store.insert_snapshot(conn, run_pk, state, jsonutil.dumps(run_doc), timefmt.now_ts())
+    return create_runs(conn, public_url, project_id, run_pk, run_doc, state, snapshot_pk, targets)
