@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import time
 
 import aiohttp
@@ -30,7 +31,7 @@ class ScriptExecutor:
     def __init__(self, database: dbmod.Database, settings: settings_mod.Settings) -> None:
         self.database = database
         self.settings = settings
-        self.concurrency = max(1, int(settings.workers))
+        self.concurrency = int(settings.workers) or os.cpu_count() or 2
         self.limits = scripts.ScriptLimits.from_settings(settings)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix="firehook-script")
 

@@ -85,7 +85,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("webhook_timeout", _float, "15", "Seconds per webhook attempt."),
     Setting("retry_schedule", _seconds_list, "5,300,1800,7200,18000,36000,36000",
             "Seconds between webhook attempts, comma-separated."),
-    Setting("workers", _int, str(os.cpu_count() or 2), "Script runs executed in parallel per process."),
+    Setting("workers", _int, "0", "Script runs executed in parallel per process (0: one per core)."),
     Setting("webhook_concurrency", _int, "256", "Webhook deliveries in flight per process."),
     Setting("lease_seconds", _float, "60", "How long a claimed job is held before another worker may take it."),
     Setting("poll_interval", _float, "0.5", "Seconds a worker waits between polls of an empty queue."),
@@ -153,6 +153,18 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     if not values["data_dir"]:
         values["data_dir"] = _default_data_dir()
     return Settings(values)
+
+
+def markdown_document() -> str:
+    """The whole of docs/settings.md (a test keeps the file equal to this)."""
+    return (
+        "# Settings\n\n"
+        "Every setting has a flag, an environment variable and a default. A flag wins over the\n"
+        "environment, which wins over the default. This file is generated from\n"
+        "`firehook.settings.REGISTRY`: `python -c 'from firehook import settings; "
+        "print(settings.markdown_document(), end=\"\")' > docs/settings.md`.\n\n"
+        + markdown_table()
+    )
 
 
 def markdown_table() -> str:

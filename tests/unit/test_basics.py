@@ -73,3 +73,12 @@ def test_every_fixed_environment_name_exists() -> None:
                   "FIREHOOK_SCRIPT_MEMORY_MB", "FIREHOOK_WEBHOOK_TIMEOUT", "FIREHOOK_RETRY_SCHEDULE",
                   "FIREHOOK_WORKERS"):
         assert fixed in names
+
+
+def test_settings_doc_is_generated_from_the_registry() -> None:
+    from tests.support import REPO
+
+    on_disk = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert on_disk == settings.markdown_document(), (
+        "docs/settings.md is out of date: regenerate it with "
+        "python -c 'from firehook import settings; print(settings.markdown_document(), end=\"\")' > docs/settings.md")
