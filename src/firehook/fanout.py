@@ -71,20 +71,26 @@ def new_run_doc(public_url: str, project_id: str, integration: model.Integration
 
 def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
                 state: str, snapshot_pk: int, targets: Sequence[model.Integration]) -> list[dict[str, Any]]:
-    """One run (activity + run row + job) per target integration, in the caller's transaction."""
+    """One run (activity + run row + job) per target integration, in the caller's transaction.
+
+    Written with one multi-row statement per table, whatever the number of targets.
+    """
+    if not targets:
+        return []
     now = timefmt.now_ts()
     epoch = time.time()
-    created = []
     envs = matching.activity_environments(source)
-    for integration in targets:
-        doc = new_run_doc(public_url, project_id, integration, source, state, now)
-        run_pk = store.insert(conn, project_id, doc, integration_id=integration.id)
-        store.insert_run(conn, run_pk, integration_id=integration.id, kind=integration.type,
-                         snapshot_pk=snapshot_pk, source_pk=source_pk, queued_at=epoch)
-        queue.enqueue(conn, run_pk=run_pk, project=project_id, kind=integration.type,
-                      key=queue.ordering_key(integration, source_pk, envs), run_at=epoch)
-        created.append({"id": doc["id"], "type": doc["type"], "integration": integration.id, "state": state})
-    return created
+    docs = [new_run_doc(public_url, project_id, integration, source, state, now) for integration in targets]
+    pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
+    store.insert_runs(conn, [
+        {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
+         "queued_at": epoch} for pk, i in zip(pks, targets)
+    ])
+    queue.enqueue_many(conn, [
+        {"run_pk": pk, "project_id": project_id, "kind": i.type, "ordering_key": queue.ordering_key(i, source_pk, envs),
+         "run_at": epoch} for pk, i in zip(pks, targets)
+    ])
+    return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": state} for doc, i in zip(docs, targets)]
 
 
 def listens_to_runs(integration: model.Integration) -> bool:

@@ -31,9 +31,13 @@ def ordering_key(integration: model.Integration, source_pk: int, environments: S
     return f"{integration.id}:activity:{source_pk}"
 
 
-def enqueue(conn: sa.Connection, *, run_pk: int, project: str, kind: str, key: str, run_at: float) -> None:
-    conn.execute(jobs.insert().values(run_pk=run_pk, project_id=project, kind=kind, ordering_key=key,
-                                      run_at=run_at))
+_INSERT = jobs.insert()
+
+
+def enqueue_many(conn: sa.Connection, rows: list[dict[str, object]]) -> None:
+    """Queue jobs: ``run_pk, project_id, kind, ordering_key, run_at`` each."""
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def _claimable(kinds: Collection[str], now: float) -> sa.Select:

@@ -10,11 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from firehook import metrics, model
-from firehook.api.http import JSON_BODY, OPTIONAL_JSON_BODY, call, json_body, principal, read_body, services_of
+from firehook import metrics, model, validation
+from firehook.api.http import (
+    JSON_BODY, OPTIONAL_JSON_BODY, bearer, call, json_body, principal, read_body, services_of,
+)
 from firehook.api.integrations import _params
 from firehook.service import activities as service
 from firehook.service import intake
+from firehook.service import tokens as token_service
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["activities"])
 
@@ -27,10 +30,14 @@ async def list_activities(project: str, request: Request, who: model.Token = Dep
     return await call(service.list_, services_of(request), who, project, _params(request))
 
 
-@router.post("/activities", status_code=201, openapi_extra=JSON_BODY)
-async def create_activity(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
-    body = await json_body(request)
-    accepted = await call(intake.ingest, services_of(request), who, project, body)
+@router.post("/activities", status_code=201, openapi_extra=JSON_BODY,
+             dependencies=[Depends(bearer)])
+async def create_activity(project: str, request: Request) -> Any:
+    header = request.headers.get("authorization")
+    token_service.bearer_secret(header)  # a missing header is refused before reading the body
+    doc = validation.activity(await json_body(request))
+    # Authenticated and written by the group-commit writer, in the transaction that stores it.
+    accepted = await asyncio.wrap_future(request.app.state.group_commit.submit(header, project, doc))
     metrics.ACTIVITIES.labels("api").inc()
     answer = accepted.answer()
     return JSONResponse(answer, status_code=answer["code"])

@@ -13,10 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import firehook
-from firehook import errors, metrics, queue
+from firehook import errors, metrics, queue, web
 from firehook.api import activities, health, integrations, metrics as metrics_routes, projects, relay, tokens
 from firehook.api.http import error_response
-from firehook.service import Services
+from firehook.service import Services, group_commit
 
 log = logging.getLogger("firehook.api")
 
@@ -40,6 +40,7 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
             stop.set()
             if task is not None:
                 await task
+            await asyncio.to_thread(app.state.group_commit.close)
 
     app = FastAPI(
         title="firehook",
@@ -48,6 +49,7 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.group_commit = group_commit.GroupCommit(services)
     metrics.install_queue_depth(lambda: queue.depth(services.database))
 
     @app.exception_handler(errors.FirehookError)
@@ -76,6 +78,6 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
         log.exception("event=api.unexpected_error")
         return error_response(500, "Internal Server Error", "an unexpected error occurred; see the server log")
 
-    for module in (health, metrics_routes, projects, integrations, activities, tokens, relay):
+    for module in (health, metrics_routes, projects, integrations, activities, tokens, relay, web):
         app.include_router(module.router)
     return app

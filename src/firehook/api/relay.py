@@ -7,14 +7,14 @@ other activity.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from firehook import errors, metrics, signing
+from firehook import errors, metrics, signing, validation
 from firehook.api.http import JSON_BODY, call, parse_json, read_body, services_of
-from firehook.service import intake
 from firehook.service import projects as project_service
 
 router = APIRouter(tags=["relay"])
@@ -35,8 +35,8 @@ async def upsun_relay(project: str, request: Request) -> Any:
             signing.verify_detached(raw, header, key)
         except signing.InvalidSignature as exc:
             raise errors.Unauthorized(f"X-JWS-Signature does not verify: {exc.message}") from None
-    body = parse_json(raw)
-    accepted = await call(intake.ingest_unchecked, services, project, body)
+    doc = validation.activity(parse_json(raw))
+    accepted = await asyncio.wrap_future(request.app.state.group_commit.submit(None, project, doc, check_token=False))
     metrics.ACTIVITIES.labels("relay").inc()
     answer = accepted.answer()
     return JSONResponse(answer, status_code=answer["code"])

@@ -38,7 +38,7 @@ class Accepted:
         }
 
 
-class _Intake:
+class Intake:
     """One write transaction's worth of intake; integrations loaded once per project."""
 
     def __init__(self, services: Services, conn: sa.Connection, project_id: str) -> None:
@@ -46,6 +46,7 @@ class _Intake:
         self.conn = conn
         self.project_id = project_id
         self._integrations: list[model.Integration] | None = None
+        self._project_checked = False
 
     @property
     def integrations(self) -> list[model.Integration]:
@@ -54,6 +55,10 @@ class _Intake:
         return self._integrations
 
     def apply(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
+        if not self._project_checked:
+            if not project_store.exists(self.conn, self.project_id):
+                raise _project_not_found(self.project_id)
+            self._project_checked = True
         now = timefmt.now_ts()
         activity_id = patch_of if patch_of is not None else incoming.get("id")
         existing = store.find(self.conn, self.project_id, activity_id, lock=True) if activity_id else None
@@ -104,18 +109,19 @@ class _Intake:
         return Accepted(doc=doc, created=existing is None, runs=runs)
 
 
-def _check_project(services: Services, principal: model.Token, project_id: str) -> None:
+def _project_not_found(project_id: str) -> errors.NotFound:
+    return errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
+                           "or `firehook project:create`")
+
+
+def authorize(principal: model.Token, project_id: str) -> None:
     require_project(principal, project_id)
     require_write(principal)
-    with services.database.read() as conn:
-        if not project_store.exists(conn, project_id):
-            raise errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
-                                  "or `firehook project:create`")
 
 
 def ingest(services: Services, principal: model.Token, project_id: str, body: Any) -> Accepted:
     """Take in one activity document: create it, or update it when its id exists."""
-    _check_project(services, principal, project_id)
+    authorize(principal, project_id)
     doc = validation.activity(body)
     accepted = _write_one(services, project_id, doc)
     if accepted.runs:
@@ -126,33 +132,21 @@ def ingest(services: Services, principal: model.Token, project_id: str, body: An
 def _write_one(services: Services, project_id: str, doc: dict[str, Any]) -> Accepted:
     try:
         with services.database.write() as conn:
-            return _Intake(services, conn, project_id).apply(doc)
+            return Intake(services, conn, project_id).apply(doc)
     except sa.exc.IntegrityError:
         # Two writers created the same new id at once; the second is now an update.
         with services.database.write() as conn:
-            return _Intake(services, conn, project_id).apply(doc)
-
-
-def ingest_unchecked(services: Services, project_id: str, body: Any) -> Accepted:
-    """Intake for the relay, whose caller was verified by signature instead of a token."""
-    doc = validation.activity(body)
-    with services.database.read() as conn:
-        if not project_store.exists(conn, project_id):
-            raise errors.NotFound(f"project {project_id} not found")
-    accepted = _write_one(services, project_id, doc)
-    if accepted.runs:
-        services.notify()
-    return accepted
+            return Intake(services, conn, project_id).apply(doc)
 
 
 def patch(services: Services, principal: model.Token, project_id: str, activity_id: str, body: Any) -> Accepted:
     """Merge top-level fields into an existing activity (which may reach a new state)."""
-    _check_project(services, principal, project_id)
+    authorize(principal, project_id)
     if not isinstance(body, dict):
         raise errors.InvalidInput.field("body", "must be a JSON object")
     validation.check_activity_fields(body)
     with services.database.write() as conn:
-        accepted = _Intake(services, conn, project_id).apply(body, patch_of=activity_id)
+        accepted = Intake(services, conn, project_id).apply(body, patch_of=activity_id)
     if accepted.runs:
         services.notify()
     return accepted
@@ -188,7 +182,10 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
     Good lines are written in chunks, one transaction per chunk; if a chunk fails as a whole,
     its lines are retried one transaction each so only the faulty line is refused.
     """
-    _check_project(services, principal, project_id)
+    authorize(principal, project_id)
+    with services.database.read() as conn:
+        if not project_store.exists(conn, project_id):
+            raise _project_not_found(project_id)
     parsed = parse_ndjson(data, services.settings.max_document_bytes)
     if not parsed:
         raise errors.InvalidInput.field("body", "no documents: send one JSON activity per line")
@@ -199,7 +196,7 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
         chunk = good[start:start + BATCH_CHUNK]
         try:
             with services.database.write() as conn:
-                intake = _Intake(services, conn, project_id)
+                intake = Intake(services, conn, project_id)
                 chunk_results = {}
                 for n, doc in chunk:
                     accepted = intake.apply(doc)
@@ -210,7 +207,7 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
             for n, doc in chunk:
                 try:
                     with services.database.write() as conn:
-                        accepted = _Intake(services, conn, project_id).apply(doc)
+                        accepted = Intake(services, conn, project_id).apply(doc)
                     results[n] = _line_result(n, accepted)
                     any_runs = any_runs or bool(accepted.runs)
                 except errors.FirehookError as exc:

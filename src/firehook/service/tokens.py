@@ -20,15 +20,21 @@ def new_secret() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
 
-def authenticate(services: Services, header: str | None) -> model.Token:
-    """The token named by an ``Authorization: Bearer …`` header, or Unauthorized."""
+def bearer_secret(header: str | None) -> str:
+    """The secret of an ``Authorization: Bearer …`` header, or Unauthorized saying what is wrong."""
     if not header:
         raise errors.Unauthorized("missing Authorization header: send `Authorization: Bearer <token>`")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise errors.Unauthorized("the Authorization header must be `Bearer <token>`")
+    return secret.strip()
+
+
+def authenticate(services: Services, header: str | None) -> model.Token:
+    """The token named by an ``Authorization: Bearer …`` header, or Unauthorized."""
+    secret = bearer_secret(header)
     with services.database.read() as conn:
-        token = store.find_by_secret(conn, secret.strip())
+        token = store.find_by_secret(conn, secret)
     if token is None:
         raise errors.Unauthorized("invalid or revoked token")
     return token

@@ -26,10 +26,8 @@ def _row(row: Any) -> dict[str, Any]:
 
 def find(conn: sa.Connection, project_id: str, activity_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     """The activity row (``doc`` parsed), locked for update on PostgreSQL when ``lock``."""
-    query = sa.select(activities).where(A.project_id == project_id, A.id == activity_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    query = _FIND_LOCKED if lock and conn.dialect.name == "postgresql" else _FIND
+    row = conn.execute(query, {"p": project_id, "i": activity_id}).mappings().first()
     return _row(row) if row else None
 
 
@@ -38,13 +36,35 @@ def find_by_pk(conn: sa.Connection, pk: int) -> dict[str, Any] | None:
     return _row(row) if row else None
 
 
+# Statements built once: building `insert().values(...)` per call costs more than running it.
+_INSERT = activities.insert()
+_INSERT_RETURNING = activities.insert().returning(A.pk, sort_by_parameter_order=True)
+_FIND = sa.select(activities).where(A.project_id == sa.bindparam("p"), A.id == sa.bindparam("i"))
+_FIND_LOCKED = _FIND.with_for_update()
+_SNAPSHOT_STATES = sa.select(S.state).where(S.activity_pk == sa.bindparam("pk"))
+_INSERT_SNAPSHOT = snapshots.insert()
+
+
+def row_values(project_id: str, doc: dict[str, Any], integration_id: str | None = None) -> dict[str, Any]:
+    """The column values of an activity row for ``doc``."""
+    return {
+        "project_id": project_id, "id": doc["id"], "type": doc["type"], "state": doc["state"],
+        "result": doc.get("result"), "environments": jsonutil.dumps(doc.get("environments") or []),
+        "integration_id": integration_id, "created_at": doc["created_at"], "updated_at": doc["updated_at"],
+        "doc": jsonutil.dumps(doc),
+    }
+
+
 def insert(conn: sa.Connection, project_id: str, doc: dict[str, Any], *, integration_id: str | None = None) -> int:
-    result = conn.execute(activities.insert().values(
-        project_id=project_id, id=doc["id"], type=doc["type"], state=doc["state"], result=doc.get("result"),
-        environments=jsonutil.dumps(doc.get("environments") or []), integration_id=integration_id,
-        created_at=doc["created_at"], updated_at=doc["updated_at"], doc=jsonutil.dumps(doc),
-    ))
+    result = conn.execute(_INSERT, row_values(project_id, doc, integration_id))
     return int(result.inserted_primary_key[0])
+
+
+def insert_many(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert several activity rows (from :func:`row_values`); their pks, in order."""
+    if not rows:
+        return []
+    return [int(pk) for pk in conn.execute(_INSERT_RETURNING, rows).scalars()]
 
 
 def save(conn: sa.Connection, pk: int, doc: dict[str, Any]) -> None:
@@ -85,11 +105,12 @@ def list_for(
 
 
 def snapshot_states(conn: sa.Connection, activity_pk: int) -> set[str]:
-    return set(conn.execute(sa.select(S.state).where(S.activity_pk == activity_pk)).scalars())
+    return set(conn.execute(_SNAPSHOT_STATES, {"pk": activity_pk}).scalars())
 
 
 def insert_snapshot(conn: sa.Connection, activity_pk: int, state: str, body: str, now: str) -> int:
-    result = conn.execute(snapshots.insert().values(activity_pk=activity_pk, state=state, body=body, reached_at=now))
+    result = conn.execute(_INSERT_SNAPSHOT, {"activity_pk": activity_pk, "state": state, "body": body,
+                                             "reached_at": now})
     return int(result.inserted_primary_key[0])
 
 
@@ -107,10 +128,13 @@ def snapshot_body(conn: sa.Connection, snapshot_pk: int) -> str:
 # --- runs -------------------------------------------------------------------------------------
 
 
-def insert_run(conn: sa.Connection, run_pk: int, *, integration_id: str, kind: str, snapshot_pk: int,
-               source_pk: int, queued_at: float) -> None:
-    conn.execute(runs.insert().values(pk=run_pk, integration_id=integration_id, kind=kind, snapshot_pk=snapshot_pk,
-                                      source_pk=source_pk, attempts=0, queued_at=queued_at, finished=False))
+def insert_runs(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Run rows: ``pk, integration_id, kind, snapshot_pk, source_pk, queued_at`` each."""
+    if rows:
+        conn.execute(_INSERT_RUN, [{**r, "attempts": 0, "finished": False} for r in rows])
+
+
+_INSERT_RUN = runs.insert()
 
 
 def get_run(conn: sa.Connection, run_pk: int) -> dict[str, Any] | None:

@@ -69,11 +69,13 @@ def get_by_id(conn: sa.Connection, integration_id: str) -> model.Integration | N
     return to_model(row) if row else None
 
 
+_LIST = sa.select(integrations).where(I.project_id == sa.bindparam("p")).order_by(I.created_at, I.id)
+_LIST_ENABLED = _LIST.where(I.enabled.is_(True))
+
+
 def list_for(conn: sa.Connection, project_id: str, *, enabled_only: bool = False) -> list[model.Integration]:
-    query = sa.select(integrations).where(I.project_id == project_id).order_by(I.created_at, I.id)
-    if enabled_only:
-        query = query.where(I.enabled.is_(True))
-    return [to_model(r) for r in conn.execute(query).mappings()]
+    query = _LIST_ENABLED if enabled_only else _LIST
+    return [to_model(r) for r in conn.execute(query, {"p": project_id}).mappings()]
 
 
 def delete(conn: sa.Connection, integration_id: str) -> None:

@@ -24,8 +24,11 @@ def get(conn: sa.Connection, project_id: str) -> dict[str, Any] | None:
     return _row(row) if row else None
 
 
+_EXISTS = sa.select(T.id).where(T.id == sa.bindparam("p"))
+
+
 def exists(conn: sa.Connection, project_id: str) -> bool:
-    return conn.execute(sa.select(T.id).where(T.id == project_id)).first() is not None
+    return conn.execute(_EXISTS, {"p": project_id}).first() is not None
 
 
 def list_all(conn: sa.Connection, only: str | None = None) -> list[dict[str, Any]]:

@@ -30,10 +30,11 @@ def insert(conn: sa.Connection, token: model.Token, secret: str) -> None:
     ))
 
 
+_FIND = sa.select(tokens).where(T.token_hash == sa.bindparam("h"), T.revoked_at.is_(None))
+
+
 def find_by_secret(conn: sa.Connection, secret: str) -> model.Token | None:
-    row = conn.execute(
-        sa.select(tokens).where(T.token_hash == hash_secret(secret), T.revoked_at.is_(None))
-    ).mappings().first()
+    row = conn.execute(_FIND, {"h": hash_secret(secret)}).mappings().first()
     return _model(row) if row else None
 
 
