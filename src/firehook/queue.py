@@ -5,6 +5,11 @@ LOCKED`` on PostgreSQL; under the single writer on SQLite), renew it while they 
 release it with the outcome. A job whose lease expired is claimable again: a worker that
 died leaves its jobs to the others (at-least-once).
 
+Fairness: jobs are claimed in the order of a fair-queueing tag (start-time fair queueing).
+A project's jobs get consecutive tags starting from the later of the queue's head and the
+project's last tag, so a project that queues ten thousand runs does not make another wait
+behind all of them: their jobs interleave one for one.
+
 Ordering: a job is claimable only when no earlier job with the same ordering key is still
 queued. Runs of one integration for one activity share a key, so they execute in the order
 the states were reached; an ``ordered`` integration uses one key per environment, so its runs
@@ -20,7 +25,7 @@ import sqlalchemy as sa
 
 from firehook import model
 from firehook.store import db as dbmod
-from firehook.store.schema import activities, jobs, runs
+from firehook.store.schema import activities, jobs, project_clocks, runs
 
 J = jobs.c
 
@@ -32,12 +37,39 @@ def ordering_key(integration: model.Integration, source_pk: int, environments: S
 
 
 _INSERT = jobs.insert()
+# The queue's head: jobs due now (a job waiting hours for its next attempt does not hold the
+# head back, or a newly busy project could jump ahead of everyone by that much).
+_HEAD = sa.select(sa.func.min(J.fair_tag)).where(J.run_at <= sa.bindparam("now"))
+_LATEST = sa.select(sa.func.max(project_clocks.c.last_tag))
+_CLOCK = sa.select(project_clocks.c.last_tag).where(project_clocks.c.project_id == sa.bindparam("p"))
+
+
+def _upsert_clock(conn: sa.Connection, project_id: str, tag: int) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(project_clocks).values(project_id=project_id, last_tag=tag)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["project_id"], set_={"last_tag": tag}))
 
 
 def enqueue_many(conn: sa.Connection, rows: list[dict[str, object]]) -> None:
-    """Queue jobs: ``run_pk, project_id, kind, ordering_key, run_at`` each."""
-    if rows:
-        conn.execute(_INSERT, rows)
+    """Queue jobs (``run_pk, project_id, kind, ordering_key, run_at`` each) of one project,
+    tagged for fair claiming."""
+    if not rows:
+        return
+    project_id = str(rows[0]["project_id"])
+    clock = _CLOCK.with_for_update() if conn.dialect.name == "postgresql" else _CLOCK
+    last = conn.execute(clock, {"p": project_id}).scalar_one_or_none() or 0
+    now = max(float(row["run_at"]) for row in rows)  # type: ignore[arg-type]
+    head = conn.execute(_HEAD, {"now": now}).scalar_one_or_none()
+    if head is None:
+        # Nothing is due: the virtual time is where service stopped, the highest tag handed out,
+        # so a project with a long history and a new one start level.
+        head = conn.execute(_LATEST).scalar_one_or_none() or 0
+    start = max(int(head), int(last))
+    conn.execute(_INSERT, [{**row, "fair_tag": start + i} for i, row in enumerate(rows, start=1)])
+    _upsert_clock(conn, project_id, start + len(rows))
 
 
 def _claimable(kinds: Collection[str], now: float) -> sa.Select:
@@ -51,7 +83,7 @@ def _claimable(kinds: Collection[str], now: float) -> sa.Select:
             sa.or_(J.lease_expires_at.is_(None), J.lease_expires_at < now),
             ~blocked,
         )
-        .order_by(J.run_at, J.pk)
+        .order_by(J.fair_tag, J.pk)
     )
 
 
@@ -76,7 +108,7 @@ def claim(database: dbmod.Database, owner: str, kinds: Collection[str], limit: i
             .join(runs, runs.c.pk == J.run_pk)
             .join(activities, activities.c.pk == J.run_pk)
             .where(J.pk.in_(pks))
-            .order_by(J.run_at, J.pk)
+            .order_by(J.fair_tag, J.pk)
         ).all()
     return [model.Job(id=pk, run_pk=run_pk, run_id=run_id, project=project, kind=kind, attempts=attempts,
                       lease_owner=owner) for pk, run_pk, project, kind, attempts, run_id in rows]

@@ -109,8 +109,19 @@ jobs = sa.Table(
     sa.Column("run_at", sa.Float, nullable=False),
     sa.Column("lease_owner", sa.String(100)),
     sa.Column("lease_expires_at", sa.Float),
+    # Fair-queueing tag: claims go in tag order, and a project's consecutive jobs get
+    # consecutive tags starting at the queue's head, so projects interleave (queue.py).
+    sa.Column("fair_tag", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_jobs_ready", "kind", "run_at"),
     sa.Index("ix_jobs_order", "ordering_key", "pk"),
+    sa.Index("ix_jobs_fair", "fair_tag", "pk"),
+)
+
+project_clocks = sa.Table(
+    "project_clocks",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("last_tag", sa.BigInteger, nullable=False),
 )
 
 run_logs = sa.Table(
