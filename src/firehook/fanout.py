@@ -8,6 +8,7 @@ two integrations listening to each other cannot loop.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -91,6 +92,43 @@ def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk
          "run_at": epoch} for pk, i in zip(pks, targets)
     ])
     return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": state} for doc, i in zip(docs, targets)]
+
+
+def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
+              state: str, snapshot_pk: int, targets: Sequence[model.Integration]) -> list[dict[str, Any]]:
+    """Runs in state ``skipped`` for auto-disabled integrations that match: the record of what
+    they missed, to replay once the integration is enabled again. No job is queued."""
+    if not targets:
+        return []
+    now = timefmt.now_ts()
+    epoch = time.time()
+    docs = []
+    for integration in targets:
+        doc = new_run_doc(public_url, project_id, integration, source, state, now)
+        doc.update({"state": model.RUN_SKIPPED, "completion_percent": 100,
+                    "text": f"Skipped: {integration.disabled_reason}"})
+        docs.append(doc)
+    pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
+    store.insert_runs(conn, [
+        {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
+         "queued_at": epoch} for pk, i in zip(pks, targets)
+    ])
+    for pk, i in zip(pks, targets):
+        store.update_run(conn, pk, finished=True)
+        store.append_logs(conn, pk, [(now, f"Run skipped: the integration was disabled automatically "
+                                          f"({i.disabled_reason}). Enable it, then replay this activity.")])
+    return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": model.RUN_SKIPPED}
+            for doc, i in zip(docs, targets)]
+
+
+def fan_out(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
+            state: str, snapshot_pk: int, integrations: Sequence[model.Integration]) -> list[dict[str, Any]]:
+    """Runs for the enabled integrations that match, skipped runs for the auto-disabled ones."""
+    live = matching.matching([i for i in integrations if i.enabled], source, state)
+    asleep = [i for i in integrations if i.auto_disabled
+              and matching.matches(dataclasses.replace(i, enabled=True), source, state)]
+    return (create_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, live)
+            + skip_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, asleep))
 
 
 def listens_to_runs(integration: model.Integration) -> bool:

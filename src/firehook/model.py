@@ -34,6 +34,7 @@ class IntegrationType(str, enum.Enum):
 
 
 INTEGRATION_TYPES = frozenset(t.value for t in IntegrationType)
+RUN_SKIPPED = "skipped"  # a run state: the integration was disabled automatically when it matched
 RUN_ACTIVITY_TYPE = {"script": "integration.script", "webhook": "integration.webhook"}
 
 DEFAULT_EVENTS = {"script": ("environment.push",), "webhook": ("*",)}
@@ -65,6 +66,14 @@ class Integration:
     description: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    # Auto-disable: when every delivery has failed since `failing_since` for longer than the
+    # operator allows, the integration is disabled and `disabled_reason` says why.
+    failing_since: str | None = None
+    disabled_reason: str | None = None
+
+    @property
+    def auto_disabled(self) -> bool:
+        return not self.enabled and self.disabled_reason is not None
 
     def config(self) -> dict[str, Any]:
         """The non-secret fields that are stored as the integration's configuration."""
@@ -81,6 +90,8 @@ class Integration:
             "standard_webhooks": self.standard_webhooks,
             "description": self.description,
             "previous_key_expires_at": self.previous_key_expires_at,
+            "failing_since": self.failing_since,
+            "disabled_reason": self.disabled_reason,
         }
 
     def public(self) -> dict[str, Any]:
@@ -107,6 +118,8 @@ class Integration:
             body["shared_key"] = SECRET_MASK if self.shared_key else None
             body["standard_webhooks"] = self.standard_webhooks
             body["retry"] = list(self.retry) if self.retry is not None else None
+            body["failing_since"] = self.failing_since
+            body["disabled_reason"] = self.disabled_reason
             if self.previous_shared_key and self.previous_key_expires_at:
                 body["previous_key_expires_at"] = self.previous_key_expires_at
         return body

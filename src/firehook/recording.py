@@ -94,15 +94,56 @@ def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[
             store.append_logs(conn, run_pk, lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Health:
+    """A webhook attempt's effect on its integration's failure streak."""
+
+    ok: bool
+    disable_after: float  # seconds of nothing but failures before disabling; 0: never
+    integration_id: str
+
+
+def _track(conn: Any, health: Health | None, now: float) -> str | None:
+    """Update the failure streak; returns the reason when this attempt disables the integration."""
+    if health is None:
+        return None
+    item = integration_store.get_by_id(conn, health.integration_id)
+    if item is None or not item.enabled:
+        return None
+    if health.ok:
+        if item.failing_since is not None:
+            integration_store.save(conn, dataclasses.replace(item, failing_since=None))
+        return None
+    if item.failing_since is None:
+        integration_store.save(conn, dataclasses.replace(item, failing_since=timefmt.from_epoch(now)))
+        return None
+    failing_for = now - timefmt.to_epoch(item.failing_since)
+    if health.disable_after <= 0 or failing_for < health.disable_after:
+        return None
+    reason = (f"every delivery failed since {item.failing_since} ({failing_for:.0f} s, "
+              f"limit {health.disable_after:.0f} s)")
+    integration_store.save(conn, dataclasses.replace(item, enabled=False, disabled_reason=reason,
+                                                     updated_at=timefmt.from_epoch(now)))
+    return reason
+
+
+def _disabled_line(reason: str | None, stamp: str) -> list[tuple[str, str]]:
+    if reason is None:
+        return []
+    return [(stamp, f"Integration disabled automatically: {reason}. Activities it matches from now on are "
+                    "recorded as skipped runs; enable it again to resume, and replay what it missed.")]
+
+
 def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,
            logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None,
-           public_url: str = "") -> bool:
+           public_url: str = "", health: Health | None = None) -> bool:
     """Record the final outcome and remove the job; False (nothing written) if the lease was lost."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
     with database.write() as conn:
         if not queue.complete(conn, job.id, owner):
             return False
+        logs = list(logs) + _disabled_line(_track(conn, health, now), stamp)
         store.append_logs(conn, job.run_pk, logs)
         if attempt is not None:
             store.insert_attempt(conn, job.run_pk, attempt)
@@ -125,11 +166,14 @@ def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,
 
 
 def retry(database: dbmod.Database, job: model.Job, owner: str, when: float, *,
-          logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None) -> bool:
+          logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None,
+          health: Health | None = None) -> bool:
     """Record an attempt that will be made again at ``when``; the run stays in progress."""
+    now = time.time()
     with database.write() as conn:
         if not queue.retry_at(conn, job.id, owner, when):
             return False
+        logs = list(logs) + _disabled_line(_track(conn, health, now), timefmt.from_epoch(now))
         store.append_logs(conn, job.run_pk, logs)
         if attempt is not None:
             store.insert_attempt(conn, job.run_pk, attempt)

@@ -85,6 +85,8 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("webhook_timeout", _float, "15", "Seconds per webhook attempt."),
     Setting("retry_schedule", _seconds_list, "5,300,1800,7200,18000,36000,36000",
             "Seconds between webhook attempts, comma-separated."),
+    Setting("webhook_disable_after", _float, str(5 * 24 * 3600),
+            "Disable a webhook whose every delivery failed for this many seconds (0: never)."),
     Setting("workers", _int, "0", "Script runs executed in parallel per process (0: one per core)."),
     Setting("webhook_concurrency", _int, "256", "Webhook deliveries in flight per process."),
     Setting("lease_seconds", _float, "60", "How long a claimed job is held before another worker may take it."),

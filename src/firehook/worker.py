@@ -170,12 +170,19 @@ class Worker:
                 outcome = Outcome(result="failure")
             async with self._log_lock:
                 lines = ctx.take_logs()
+            health = None
+            if outcome.attempt is not None:
+                status = outcome.attempt.status
+                health = recording.Health(ok=status is not None and 200 <= status < 300,
+                                          disable_after=float(self.settings.webhook_disable_after),
+                                          integration_id=ctx.integration.id)
             if outcome.retry_at is not None:
                 ok = await asyncio.to_thread(recording.retry, self.database, job, self.owner, outcome.retry_at,
-                                             logs=lines, attempt=outcome.attempt)
+                                             logs=lines, attempt=outcome.attempt, health=health)
             else:
                 ok = await asyncio.to_thread(recording.finish, self.database, job, self.owner, outcome.result,
-                                             logs=lines, attempt=outcome.attempt, public_url=self.public_url)
+                                             logs=lines, attempt=outcome.attempt, public_url=self.public_url,
+                                             health=health)
             if ok:
                 self.completed += 1
                 _observe(job, loaded, outcome)

@@ -198,3 +198,42 @@ def test_runs_trigger_integrations_that_list_them_explicitly(fast_services: Any,
     assert len(receiver.requests_to("/all")) == 1
     assert len(activities.list_(services, ADMIN, "w", {}, everything["id"])) == 1
     assert len(activities.list_(services, ADMIN, "w", {}, alert["id"])) == 1
+
+
+def test_auto_disable_skips_then_resumes(tmp_path: Any, database_url: str, receiver: Receiver) -> None:
+    from tests.conftest import make_settings
+
+    services = assembly.services(make_settings(tmp_path, database_url, retry_schedule=(0.2, 0.2),
+                                               webhook_disable_after=0.25), migrate=True)
+    try:
+        projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+        hook = integrations.create(services, ADMIN, "w", {"type": "webhook",
+                                                          "url": receiver.on("/flaky", (500, {}, b"down"))})
+        worker = RunningWorker(services)
+        try:
+            first = intake.ingest(services, ADMIN, "w", {"type": "environment.push", "environments": ["main"]})
+            failed = wait_for(lambda: finished(services, first.runs[0]["id"]))
+            assert failed["result"] == "failure" and failed["parameters"]["attempts"] == 3
+            disabled = integrations.get(services, ADMIN, "w", hook["id"])
+            assert disabled["enabled"] is False and disabled["disabled_reason"].startswith("every delivery failed")
+            assert any("Integration disabled automatically" in m for m in log_messages(services, first.runs[0]["id"]))
+            # while disabled: a matching activity is recorded as a skipped run, and nothing is sent
+            missed = intake.ingest(services, ADMIN, "w", {"type": "environment.push", "environments": ["main"]})
+            assert [r["state"] for r in missed.runs] == ["skipped"]
+            skipped = activities.list_(services, ADMIN, "w", {"state": "skipped"}, hook["id"])
+            assert [r["id"] for r in skipped] == [missed.runs[0]["id"]]
+            sent_before = len(receiver.requests_to("/flaky"))
+            # enabled again (the receiver is back), the skipped run is replayed and lands
+            receiver.on("/flaky", (200, {}, b"back"))
+            enabled = integrations.update(services, ADMIN, "w", hook["id"], {"enabled": True})
+            assert enabled["disabled_reason"] is None and enabled["failing_since"] is None
+            replayed = activities.replay(services, ADMIN, "w", missed.runs[0]["id"], None)["_embedded"]["runs"]
+            assert [r["integration"] for r in replayed] == [hook["id"]]
+            done = wait_for(lambda: finished(services, replayed[0]["id"]))
+        finally:
+            worker.stop()
+        assert done["result"] == "success"
+        assert done["parameters"]["activity"] == missed.doc["id"]
+        assert len(receiver.requests_to("/flaky")) == sent_before + 1
+    finally:
+        services.database.dispose()

@@ -42,7 +42,7 @@ def parse_filters(params: dict[str, Any]) -> dict[str, Any]:
         types = [types]
     out["types"] = [t for item in types for t in item.split(",") if t]
     state = params.get("state")
-    if state and state not in model.ACTIVITY_STATES:
+    if state and state not in model.ACTIVITY_STATES | {model.RUN_SKIPPED}:
         raise errors.InvalidInput.field("state", f"{state!r} is not a state")
     out["state"] = state or None
     result = params.get("result")
@@ -137,8 +137,9 @@ class LogCursor:
 
 def replay(services: Services, principal: model.Token, project_id: str, activity_id: str,
            body: Any) -> dict[str, Any]:
-    """New runs for a stored activity, in a state it reached; for the named integrations (any
-    enabled one of the project) or else every integration that matches now."""
+    """New runs for a stored activity, in a state it reached: for the named integrations (any
+    enabled one of the project) or else every integration that matches now. Replaying a run
+    (a skipped one, typically) replays its source activity for the run's integration."""
     require_write(principal)
     row = _row(services, principal, project_id, activity_id)
     body = body or {}
@@ -147,14 +148,21 @@ def replay(services: Services, principal: model.Token, project_id: str, activity
     unknown = set(body) - {"integrations", "state"}
     if unknown:
         raise errors.InvalidInput.field(sorted(unknown)[0], "is not a replay option (integrations, state)")
-    state = body.get("state") or row["doc"]["state"]
     wanted = body.get("integrations")
     if wanted is not None and (not isinstance(wanted, list) or not all(isinstance(i, str) for i in wanted)):
         raise errors.InvalidInput.field("integrations", "must be a list of integration ids")
     with services.database.write() as conn:
-        snap = store.find_snapshot(conn, row["pk"], state)
-        if snap is None:
-            reached = sorted(store.snapshot_states(conn, row["pk"]))
+        source_pk, state = row["pk"], body.get("state") or row["doc"]["state"]
+        if row["integration_id"] is not None:
+            run = store.get_run(conn, row["pk"])
+            assert run is not None
+            source_pk = run["source_pk"]
+            state = body.get("state") or row["doc"]["parameters"]["activity_state"]
+            wanted = wanted if wanted is not None else [row["integration_id"]]
+        source = store.find_by_pk(conn, source_pk)
+        snap = store.find_snapshot(conn, source_pk, state)
+        if snap is None or source is None:
+            reached = sorted(store.snapshot_states(conn, source_pk))
             raise errors.InvalidInput.field(
                 "state", f"activity {activity_id} never reached {state!r}; it reached: {', '.join(reached) or 'none'}")
         doc = jsonutil.loads(snap["body"])
@@ -167,11 +175,12 @@ def replay(services: Services, principal: model.Token, project_id: str, activity
                 if item is None:
                     raise errors.InvalidInput.field("integrations", f"integration {integration_id} not found")
                 if not item.enabled:
-                    raise errors.InvalidInput.field("integrations", f"integration {integration_id} is disabled")
+                    raise errors.InvalidInput.field(
+                        "integrations", f"integration {integration_id} is disabled; enable it first")
                 targets.append(item)
         else:
             targets = matching.matching(all_items, doc, state)
-        runs = fanout.create_runs(conn, services.settings.resolved_public_url, project_id, row["pk"], doc, state,
+        runs = fanout.create_runs(conn, services.settings.resolved_public_url, project_id, source_pk, doc, state,
                                   snap["pk"], targets)
     if runs:
         services.notify()

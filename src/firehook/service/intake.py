@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firehook import errors, fanout, ids, matching, model, timefmt, validation
+from firehook import errors, fanout, ids, model, timefmt, validation
 from firehook.service.core import Services, require_project, require_write
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
@@ -51,7 +51,8 @@ class Intake:
     @property
     def integrations(self) -> list[model.Integration]:
         if self._integrations is None:
-            self._integrations = integration_store.list_for(self.conn, self.project_id, enabled_only=True)
+            self._integrations = [i for i in integration_store.list_for(self.conn, self.project_id)
+                                  if i.enabled or i.auto_disabled]
         return self._integrations
 
     def apply(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
@@ -103,9 +104,8 @@ class Intake:
         state = doc["state"]
         if state not in reached:
             snapshot_pk = store.insert_snapshot(self.conn, pk, state, jsonutil.dumps(doc), now)
-            targets = matching.matching(self.integrations, doc, state)
-            runs = fanout.create_runs(self.conn, self.services.settings.resolved_public_url, self.project_id,
-                                      pk, doc, state, snapshot_pk, targets)
+            runs = fanout.fan_out(self.conn, self.services.settings.resolved_public_url, self.project_id,
+                                  pk, doc, state, snapshot_pk, self.integrations)
         return Accepted(doc=doc, created=existing is None, runs=runs)
 
 

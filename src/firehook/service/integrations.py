@@ -80,6 +80,12 @@ def _apply(item: model.Integration, changes: dict[str, Any], now: str) -> model.
         fields["shared_key"] = changes["shared_key"]
     elif "keep_previous_key_for" in changes:
         raise errors.InvalidInput.field("keep_previous_key_for", "goes with a new shared_key")
+    if changes.get("enabled") is True:
+        # Enabling (by hand) starts afresh: no failure streak, no reason to be disabled.
+        fields["failing_since"] = None
+        fields["disabled_reason"] = None
+    elif changes.get("enabled") is False:
+        fields["disabled_reason"] = None
     fields["updated_at"] = now
     return dataclasses.replace(item, **fields)
 

@@ -39,6 +39,8 @@ def to_model(row: Any) -> model.Integration:
         description=config.get("description"),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        failing_since=config.get("failing_since"),
+        disabled_reason=config.get("disabled_reason"),
     )
 
 
