@@ -8,33 +8,103 @@ import click
 
 import firehook
 from firehook import errors
-from firehook.cli import server
+from firehook.cli import activities, integrations, local, projects, runs, server, tokens, variables
+from firehook.cli.client import CliError
+
+EXIT_CODES = """\b
+Exit codes:
+  0  success
+  1  an error (the message says what to do)
+  2  a usage error (a missing or unknown option or argument)
+  4  integration:validate / add / update: the integration is invalid
+"""
+
+ALIASES: dict[str, str] = {**integrations.ALIASES, **runs.ALIASES}
 
 
 class Group(click.Group):
-    """Turns firehook errors into a message and an exit code instead of a traceback."""
+    """Turns firehook errors into a message and an exit code instead of a traceback (``-v``
+    shows it), and resolves the Upsun aliases (``integrations``, ``integration:activities``)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        _, command, rest = super().resolve_command(ctx, args)
+        return (command.name if command else None), command, rest
 
     def invoke(self, ctx: click.Context) -> object:
+        verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
-        except errors.FirehookError as exc:
+        except CliError as exc:
+            if verbose:
+                import traceback
+
+                traceback.print_exc()
             click.echo(f"Error: {exc.message}", err=True)
-            if ctx.obj and ctx.obj.get("verbose"):
-                raise
+            sys.exit(exc.exit_code)
+        except errors.FirehookError as exc:
+            if verbose:
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"Error: {exc.message}", err=True)
             sys.exit(1)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(firehook.__version__, prog_name="firehook")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
-    """firehook: activity scripts and signed webhooks, self-hosted."""
+    """firehook: activity scripts and signed webhooks, self-hosted.
+
+    Commands other than serve, worker, db:upgrade, script:run and webhook:verify talk to a
+    firehook server (--server / FIREHOOK_SERVER, default http://127.0.0.1:8780) with the
+    token in FIREHOOK_TOKEN or the data directory's admin.token.
+
+    \b
+    Getting started:
+      firehook serve &                                  # or: make run
+      firehook project:create --id shop --title Shop
+      export FIREHOOK_PROJECT=shop
+      firehook integration:add --type script --file ./my_script.js
+      firehook activity:emit --type environment.push -e main --state complete
+      firehook integration:activity:log <integration id>
+    """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
 
 
-for command in (server.serve, server.worker, server.db_upgrade):
+SHELLS = ("bash", "zsh", "fish")
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS), default="bash")
+def completion(shell: str) -> None:
+    """Print the shell completion script for bash, zsh or fish.
+
+    \b
+    Example: enable it for the current shell (add the line to ~/.bashrc to keep it):
+      eval "$(_FIREHOOK_COMPLETE=bash_source firehook)"
+    or, the same thing:
+      eval "$(firehook completion bash)"
+    \b
+    zsh:  eval "$(_FIREHOOK_COMPLETE=zsh_source firehook)"
+    fish: _FIREHOOK_COMPLETE=fish_source firehook | source
+    """
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)
+    assert completer is not None
+    click.echo(completer(cli, {}, "firehook", "_FIREHOOK_COMPLETE").source())
+
+
+for command in (server.serve, server.worker, server.db_upgrade, *projects.COMMANDS, *integrations.COMMANDS,
+                *runs.COMMANDS, *variables.COMMANDS, *activities.COMMANDS, *tokens.COMMANDS, *local.COMMANDS,
+                completion):
     cli.add_command(command)
 
 

@@ -1,0 +1,185 @@
+"""Output formats of listings, as in the Upsun CLI: ``table`` (an ASCII table drawn with rich),
+``csv``, ``tsv``, ``plain`` (tab-separated lines), plus ``json`` (the server's objects as they
+are). Property/Value tables for one object; value formatting like Upsun's (dates without
+microseconds, lists as YAML-style ``- item`` lines)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+FORMATS = ("table", "csv", "tsv", "plain", "json")
+DATE_PROPERTIES = frozenset({"created_at", "updated_at", "started_at", "completed_at", "cancelled_at",
+                             "expires_at", "previous_key_expires_at"})
+# Scalars that YAML would read as something else, quoted like Symfony's YAML dumper does.
+_YAML_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./:@+=-]*$")
+_YAML_KEYWORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "~"})
+MASK = "******"
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    name: str = "table"
+    no_header: bool = False
+
+    @property
+    def machine_readable(self) -> bool:
+        return self.name != "table"
+
+
+def stdout_console() -> Console:
+    """A console on stdout: the terminal's width on a terminal, unbounded in a pipe (so tables
+    are never wrapped for a script reading them), no colours, no markup."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False, emoji=False)
+    return Console(file=sys.stdout, width=100_000, color_system=None, highlight=False, emoji=False,
+                   soft_wrap=True)
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, emoji=False)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render(rows: Sequence[Sequence[Any]], header: Sequence[str], fmt: Format, json_data: Any = None) -> None:
+    """Print ``rows`` under ``header`` in ``fmt``; ``json`` prints ``json_data`` when given
+    (the API objects), else the rows as objects keyed by the header."""
+    if fmt.name == "json":
+        data = json_data if json_data is not None else [dict(zip(header, map(cell, row))) for row in rows]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    texts = [[cell(v) for v in row] for row in rows]
+    if fmt.name in ("csv", "tsv"):
+        buffer = io.StringIO()
+        # LF line breaks, as Upsun does: CRLF confuses POSIX shells.
+        writer = csv.writer(buffer, delimiter="," if fmt.name == "csv" else "\t", lineterminator="\n")
+        if not fmt.no_header:
+            writer.writerow(header)
+        writer.writerows(texts)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    if fmt.name == "plain":
+        lines = [] if fmt.no_header else ["\t".join(header)]
+        lines += ["\t".join(t.replace("\n", " ") for t in row) for row in texts]
+        if lines:
+            click.echo("\n".join(lines))
+        return
+    # rich is imported only to draw a table: the other formats (and scripts) start faster.
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.ASCII2, show_header=not fmt.no_header, highlight=False)
+    for name in header:
+        table.add_column(Text(name), overflow="fold")
+    for row in texts:
+        table.add_row(*[Text(t) for t in row])
+    stdout_console().print(table)
+
+
+def render_properties(properties: Mapping[str, Any], fmt: Format, json_data: Any = None) -> None:
+    """One object as a Property/Value table (Upsun's ``renderSimple``)."""
+    rows = [(name, format_value(value, name)) for name, value in properties.items() if not name.startswith("_")]
+    render(rows, ("Property", "Value"), fmt, json_data=json_data if json_data is not None else dict(properties))
+
+
+def format_value(value: Any, prop: str | None = None) -> str:
+    """A property value as Upsun's CLI shows it."""
+    if value is None:
+        return ""
+    if prop in DATE_PROPERTIES and isinstance(value, str):
+        return format_date(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return _yaml(value, 0).rstrip("\n")
+
+
+def format_date(text: str | None) -> str:
+    """``2025-12-14T15:41:05.821145+00:00`` → ``2025-12-14T15:41:05+00:00`` (Upsun's ``c``)."""
+    if not text:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.replace(microsecond=0).isoformat()
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    text = str(value)
+    if _YAML_PLAIN.match(text) and text.lower() not in _YAML_KEYWORDS and not _is_number(text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _yaml(value: Any, indent: int) -> str:
+    pad = " " * indent
+    if isinstance(value, Mapping):
+        if not value:
+            return pad + "{  }\n"
+        out = ""
+        for key, item in value.items():
+            if isinstance(item, (Mapping, list)) and item:
+                out += f"{pad}{_scalar(key)}:\n" + _yaml(item, indent + 4)
+            else:
+                out += f"{pad}{_scalar(key)}: {_yaml(item, 0).strip()}\n"
+        return out
+    if isinstance(value, list):
+        if not value:
+            return pad + "{  }\n"
+        out = ""
+        for item in value:
+            if isinstance(item, (Mapping, list)) and item:
+                out += f"{pad}-\n" + _yaml(item, indent + 4)
+            else:
+                out += f"{pad}- {_yaml(item, 0).strip()}\n"
+        return out
+    return pad + _scalar(value) + "\n"
+
+
+def strip_tags(html: str | None) -> str:
+    """Activity descriptions are HTML-ish (``<user>…</user> pushed to …``): the text only."""
+    return re.sub(r"<[^>]+>", "", html or "")
