@@ -473,3 +473,27 @@ def test_completion_and_help(fh: Cli) -> None:
     assert "_FIREHOOK_COMPLETE=bash_complete" in script
     assert 'eval "$(_FIREHOOK_COMPLETE=bash_source firehook)"' in fh("completion", "--help").stdout
     assert "Exit codes:" in fh("--help").stdout
+
+
+def test_runs_without_an_integration_id(fh: Cli, receiver: Receiver, tmp_path: Path) -> None:
+    p = project(fh, "noid")
+    fh("integration:add", *p, "--type", "webhook", "--url", receiver.on("/noid", (200, {}, b"")))
+    # one integration: it is the one, as if named
+    emitted = fh("activity:emit", *p, "--type", "environment.push", "--environment", "main")
+    assert "1 run triggered" in emitted.stderr + emitted.stdout
+    listed = wait_for(lambda: (r := fh("integration:activity:list", *p, "--format", "json", ok=None)).returncode == 0
+                      and all(a["state"] == "complete" for a in json.loads(r.stdout)) and r)
+    assert len(json.loads(listed.stdout)) == 1
+    script = tmp_path / "noid.js"
+    script.write_text("console.log('hello from', activity.type);\n")
+    fh("integration:add", *p, "--type", "script", "--file", str(script))
+    fh("activity:emit", *p, "--type", "environment.push", "--environment", "main")
+    # two integrations and no terminal to ask: the runs of all of them, and the latest run's log
+    runs = wait_for(lambda: (r := fh("integration:activity:list", *p, "--format", "json")) and
+                    len(rows := json.loads(r.stdout)) == 3 and all(a["state"] == "complete" for a in rows) and rows)
+    assert {a["type"] for a in runs} == {"integration.webhook", "integration.script"}
+    # the newest run is the script's (created after the webhook's, for the same activity)
+    assert runs[0]["type"] == "integration.script"
+    log = fh("integration:activity:log", *p)
+    assert log.stdout.strip() == "hello from environment.push"
+    assert "Activity ID: " + runs[0]["id"] in log.stderr

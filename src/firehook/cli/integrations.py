@@ -131,13 +131,20 @@ def find_integration(api: Client, project: str, ident: str) -> dict[str, Any]:
     raise CliError(f"Integration not found: {ident}")
 
 
-def select_integration(api: Client, project: str, ident: str | None) -> dict[str, Any]:
-    """``ident``'s integration; without one, a choice on a terminal, else an error (Upsun)."""
+def select_integration(api: Client, project: str, ident: str | None, *,
+                       optional: bool = False) -> dict[str, Any] | None:
+    """``ident``'s integration. Without one: the only integration of the project, else a
+    choice on a terminal (as Upsun asks), else None when ``optional`` (the caller then works
+    across all integrations) or an error."""
     if ident:
         return find_integration(api, project, ident)
-    if not sys.stdin.isatty():
-        raise CliError("An integration ID is required.")
     items = api.get(project_path(project, "integrations"))
+    if len(items) == 1:
+        return dict(items[0])
+    if not sys.stdin.isatty():
+        if optional:
+            return None
+        raise CliError("An integration ID is required.")
     if not items:
         raise CliError("No integrations found.")
     for n, item in enumerate(items, start=1):

@@ -15,7 +15,8 @@ from firehook.cli.integrations import select_integration
 
 DEFAULT_LIMIT = 10
 ACTIVITY_HEADER = ("ID", "Created", "Description", "Type", "State", "Result")
-FINISHED = ("complete", "cancelled")
+FINISHED = ("complete", "cancelled", "skipped")
+RUN_TYPES = ("integration.script", "integration.webhook")
 
 
 def activity_filters(fn: Any) -> Any:
@@ -75,7 +76,8 @@ def integration_activity_list(api: Client, project: str, fmt: output.Format, int
                               start: str | None) -> None:
     """Get a list of activities (runs) for an integration.
 
-    Columns: ID, Created, Description, Type, State, Result; newest first. Alias:
+    Without ID: the project's only integration, or a choice on a terminal, or else the runs
+    of all integrations. Columns: ID, Created, Description, Type, State, Result; newest first. Alias:
     `integration:activities`.
 
     \b
@@ -83,14 +85,20 @@ def integration_activity_list(api: Client, project: str, fmt: output.Format, int
       firehook integration:activity:list a1kz6ffxui7em --limit 20
       firehook integration:activities a1kz6ffxui7em --result failure --format csv
     """
-    item = select_integration(api, project, integration_id)
-    path = project_path(project, "integrations", item["id"], "activities")
+    item = select_integration(api, project, integration_id, optional=True)
+    if item is None:  # no id, several integrations, no terminal to ask: the runs of them all
+        path = project_path(project, "activities")
+        types = types or RUN_TYPES
+        where = "all integrations"
+    else:
+        path = project_path(project, "integrations", item["id"], "activities")
+        where = f"integration {item['id']} ({item['type']})"
     activities = fetch_activities(api, path, types, states, result, limit, start)
     if not activities:
         err("No activities found")
         sys.exit(1)
     if not fmt.machine_readable:
-        err(f"Activities on the project {project}, integration {item['id']} ({item['type']}):")
+        err(f"Activities on the project {project}, {where}:")
     output.render([activity_row(a) for a in activities], ACTIVITY_HEADER, fmt, json_data=activities)
     if not fmt.machine_readable:
         if len(activities) == limit:
@@ -135,7 +143,8 @@ def integration_activity_log(api: Client, project: str, integration_id: str | No
                              timestamps: bool) -> None:
     """Display the log for an integration activity (a run).
 
-    ACTIVITY defaults to the integration's most recent run. The log of a run that has not
+    ACTIVITY defaults to the integration's most recent run (without INTEGRATION and with
+    several integrations and no terminal: the project's most recent run). The log of a run that has not
     finished is followed until the run ends.
 
     \b
@@ -143,24 +152,30 @@ def integration_activity_log(api: Client, project: str, integration_id: str | No
       firehook integration:activity:log a1kz6ffxui7em
       firehook integration:activity:log a1kz6ffxui7em 4h2kd8s0vx1qa -t
     """
-    item = select_integration(api, project, integration_id)
-    runs_path = project_path(project, "integrations", item["id"], "activities")
+    item = select_integration(api, project, integration_id, optional=activity_id is None)
+    if item is None:  # no id, several integrations, no terminal to ask: the latest run of any
+        runs_path = project_path(project, "activities")
+        params: dict[str, Any] = {"type": list(RUN_TYPES)}
+    else:
+        runs_path = project_path(project, "integrations", item["id"], "activities")
+        params = {}
     if activity_id:
         try:
             activity = api.get(project_path(project, "activities", activity_id))
         except HttpError as exc:
             if exc.status != 404:
                 raise
-            matches = [a for a in api.get(runs_path, params={"count": 1000}) if a["id"].startswith(activity_id)]
+            matches = [a for a in api.get(runs_path, params={**params, "count": 1000})
+                       if a["id"].startswith(activity_id)]
             if len(matches) != 1:
                 raise CliError(f"Activity not found: {activity_id}") from None
             activity = matches[0]
     else:
-        latest = api.get(runs_path, params={"count": 1})
+        latest = api.get(runs_path, params={**params, "count": 1})
         if not latest:
             raise CliError("No integration activities found")
         activity = latest[0]
-    err(f"Integration ID: {item['id']}")
+    err(f"Integration ID: {activity.get('integration') or (item or {}).get('id')}")
     err(f"Activity ID: {activity['id']}")
     err(f"Type: {activity.get('type')}")
     err(f"Description: {output.strip_tags(activity.get('description')) or activity.get('text') or ''}")
