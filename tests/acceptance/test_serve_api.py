@@ -194,3 +194,33 @@ def test_metrics_after_traffic(api: httpx.Client, server: support.ServerProcess,
     assert value('firehook_webhook_attempts_total{outcome="success"}') >= 1
     assert value('firehook_run_latency_seconds_count{type="integration.webhook"}') >= 1
     assert 'firehook_queue_depth{kind="webhook"}' in text
+
+
+def test_validate_over_http(api: httpx.Client, receiver: Receiver) -> None:
+    api.post("/api/projects", json={"id": "val", "title": "Validate"})
+    script = api.post("/api/projects/val/integrations", json={
+        "type": "script", "script": "console.log('seen', activity.id); fetch('https://example.com/x');"
+    }).json()["_embedded"]["entity"]
+    alone = api.post(f"/api/projects/val/integrations/{script['id']}/validate")
+    assert alone.status_code == 200 and alone.json()["valid"] is True and alone.json()["dry_run"] is None
+    api.post("/api/projects/val/activities", json={"id": "push1", "type": "environment.push",
+                                                    "environments": ["main"]})
+    dry = api.post(f"/api/projects/val/integrations/{script['id']}/validate").json()
+    assert dry["valid"] is True and dry["dry_run"]["activity"] == "push1"
+    messages = [line["message"] for line in dry["dry_run"]["log"]]
+    assert "seen push1" in messages and any("https://example.com/x" in m for m in messages)
+    thrower = api.post("/api/projects/val/integrations", json={
+        "type": "script", "script": "throw new Error('nope');"}).json()["_embedded"]["entity"]
+    bad = api.post(f"/api/projects/val/integrations/{thrower['id']}/validate")
+    assert bad.status_code == 400
+    body = bad.json()
+    assert body["status"] == "error" and body["valid"] is False and "nope" in body["detail"]["script"]
+    good_hook = api.post("/api/projects/val/integrations", json={
+        "type": "webhook", "url": receiver.on("/val-ok", (200, {}, b"")), "shared_key": "k"}).json()["_embedded"]["entity"]
+    assert api.post(f"/api/projects/val/integrations/{good_hook['id']}/validate").json()["valid"] is True
+    [ping] = receiver.requests_to("/val-ok")
+    assert json.loads(ping.body)["type"] == "integration.webhook" and "x-jws-signature" in ping.headers
+    bad_hook = api.post("/api/projects/val/integrations", json={
+        "type": "webhook", "url": receiver.on("/val-500", (500, {}, b"broken"))}).json()["_embedded"]["entity"]
+    refused = api.post(f"/api/projects/val/integrations/{bad_hook['id']}/validate")
+    assert refused.status_code == 400 and refused.json()["delivery"]["status"] == 500

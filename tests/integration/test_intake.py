@@ -201,6 +201,9 @@ def test_listing_filters(services: Any, admin: model.Token) -> None:
     assert ids({"result": "failure"}) == ["a2", "a1"]
     assert ids({"environment": "dev"}) == ["a2", "a1"]
     assert ids({"count": "1"}) == ["a2"]
+    intake.patch(services, admin, pid, "a1", {"state": "in_progress"})
+    assert ids({"state": ["in_progress", "pending"]}) == ["a1"]
+    assert ids({"state": "complete,in_progress"}) == ["a2", "a1", "a0"]
     assert ids({"starts_at": "2025-01-03T00:00:00Z"}) == ["a1", "a0"]
     for bad in ({"count": "0"}, {"count": "x"}, {"state": "nope"}, {"starts_at": "later"}):
         with pytest.raises(errors.InvalidInput):

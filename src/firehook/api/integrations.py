@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from firehook import model
+from firehook import errors, model
 from firehook.api.http import JSON_BODY, call, json_body, principal, services_of
 from firehook.service import activities as activity_service
 from firehook.service import integrations as service
@@ -52,7 +52,11 @@ async def delete_integration(project: str, integration: str, request: Request,
 async def validate_integration(project: str, integration: str, request: Request,
                                who: model.Token = Depends(principal)) -> Any:
     report = await call(service.validate, services_of(request), who, project, integration)
-    return JSONResponse(report, status_code=200 if report.get("valid") else 400)
+    if report.get("valid"):
+        return JSONResponse(report, status_code=200)
+    # The one error format, plus the report itself (`valid`, `errors`, the dry run or delivery).
+    body = {**report, **errors.error_body(400, "Bad Request", report.get("errors") or "invalid")}
+    return JSONResponse(body, status_code=400)
 
 
 @router.get("/{integration}/activities")
@@ -65,6 +69,7 @@ async def integration_activities(project: str, integration: str, request: Reques
 def _params(request: Request) -> dict[str, Any]:
     params: dict[str, Any] = dict(request.query_params)
     params["type"] = request.query_params.getlist("type")
+    params["state"] = request.query_params.getlist("state")
     return params
 
 

@@ -34,17 +34,20 @@ def _row(services: Services, principal: model.Token, project_id: str, activity_i
 
 
 def parse_filters(params: dict[str, Any]) -> dict[str, Any]:
-    """Listing filters from query parameters: type (repeatable or comma-separated), state, result,
+    """Listing filters from query parameters: type and state (repeatable or comma-separated), result,
     environment, count (1–1000), starts_at (only activities created before it)."""
     out: dict[str, Any] = {}
     types = params.get("type") or []
     if isinstance(types, str):
         types = [types]
     out["types"] = [t for item in types for t in item.split(",") if t]
-    state = params.get("state")
-    if state and state not in model.ACTIVITY_STATES | {model.RUN_SKIPPED}:
-        raise errors.InvalidInput.field("state", f"{state!r} is not a state")
-    out["state"] = state or None
+    states = params.get("state") or []
+    if isinstance(states, str):
+        states = [states]
+    out["states"] = [st for item in states for st in item.split(",") if st]
+    for st in out["states"]:
+        if st not in model.ACTIVITY_STATES | {model.RUN_SKIPPED}:
+            raise errors.InvalidInput.field("state", f"{st!r} is not a state")
     result = params.get("result")
     if result and result not in model.RESULTS:
         raise errors.InvalidInput.field("result", "must be success or failure")

@@ -80,7 +80,7 @@ def list_for(
     *,
     integration_id: str | None = None,
     types: Sequence[str] = (),
-    state: str | None = None,
+    states: Sequence[str] = (),
     result: str | None = None,
     environment: str | None = None,
     starts_at: str | None = None,
@@ -92,8 +92,8 @@ def list_for(
         query = query.where(A.integration_id == integration_id)
     if types:
         query = query.where(A.type.in_(list(types)))
-    if state:
-        query = query.where(A.state == state)
+    if states:
+        query = query.where(A.state.in_(list(states)))
     if result:
         query = query.where(A.result == result)
     if environment:

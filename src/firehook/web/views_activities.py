@@ -1,0 +1,131 @@
+"""Activities and runs: the list with filters, one activity or run with its log, attempts and
+timings, the log as JSON for live following, replay and cancel — the twins of
+``/api/projects/{p}/activities…``."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from firehook import model
+from firehook.service import activities as activity_service
+from firehook.service import integrations as integration_service
+from firehook.service import projects as project_service
+from firehook.web import auth, render
+from firehook.web.render import UIRoute
+
+router = APIRouter(route_class=UIRoute, include_in_schema=False)
+
+PAGE_SIZE = 50
+MAX_LOG_LINES = 50_000  # past this, the page's script reads the rest
+KNOWN_TYPES = ("environment.push", "environment.deploy", "environment.redeploy", "environment.backup",
+               "environment.cron", "environment.branch", "environment.merge", "environment.activate",
+               "environment.delete", "integration.script", "integration.webhook")
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    return run_in_threadpool(fn, *args)
+
+
+@router.get("/projects/{project}/activities")
+async def activities(project: str, request: Request) -> Response:
+    who = await auth.principal(request)
+    services = auth.services_of(request)
+    q = request.query_params
+    filters = {name: (q.get(name) or "").strip() for name in ("type", "state", "result", "environment")}
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v and k != "type"}
+    params["type"] = [filters["type"]] if filters["type"] else []
+    params["count"] = str(PAGE_SIZE)
+    if q.get("starts_at"):
+        params["starts_at"] = q["starts_at"]
+    info = await _call(project_service.get, services, who, project)
+    items = await _call(activity_service.list_, services, who, project, params)
+    next_page = None
+    if len(items) == PAGE_SIZE:
+        next_page = "?" + urlencode({**{k: v for k, v in filters.items() if v},
+                                      "starts_at": items[-1]["created_at"]})
+    return render.page(request, "activities.html", {
+        "project": info, "activities": items, "filters": filters, "known_types": KNOWN_TYPES,
+        "next_page": next_page,
+    }, who=who)
+
+
+@router.get("/projects/{project}/activities/{activity}")
+async def activity(project: str, activity: str, request: Request) -> Response:
+    who = await auth.principal(request)
+    services = auth.services_of(request)
+    info = await _call(project_service.get, services, who, project)
+    doc = await _call(activity_service.get, services, who, project, activity)
+    is_run = doc.get("type") in model.RUN_ACTIVITY_TYPE.values() and bool(doc.get("integration"))
+    cursor = await _call(activity_service.LogCursor, services, who, project, activity)
+    log_lines, sealed = await _read_log(cursor)
+    context: dict[str, Any] = {
+        "project": info, "activity": doc, "is_run": is_run, "log_lines": log_lines, "sealed": sealed,
+        "after": cursor.after, "timings": doc.get("timings") if isinstance(doc.get("timings"), dict) else {},
+        "attempts": [], "runs": [], "integrations": [],
+    }
+    if is_run:
+        context["attempts"] = await _call(activity_service.attempts, services, who, project, activity)
+    else:
+        context["runs"] = await _call(activity_service.runs_of, services, who, project, activity)
+        context["integrations"] = await _call(integration_service.list_, services, who, project)
+    return render.page(request, "activity.html", context, who=who)
+
+
+async def _read_log(cursor: Any) -> tuple[list[dict[str, Any]], bool]:
+    """The whole log written so far (the cursor reads it in pages), and whether it is sealed."""
+    lines: list[dict[str, Any]] = []
+    while True:
+        batch, sealed = await _call(cursor.read)
+        lines.extend(batch)
+        if sealed or not batch or len(lines) >= MAX_LOG_LINES:
+            return lines, sealed
+
+
+@router.get("/projects/{project}/activities/{activity}/log.json")
+async def activity_log(project: str, activity: str, request: Request) -> Response:
+    """The log lines after line ``after``, whether the log is sealed, and the run's state: the
+    page follows a running run with this (the API's NDJSON stream needs a bearer token)."""
+    who = await auth.principal(request)
+    services = auth.services_of(request)
+    cursor = await _call(activity_service.LogCursor, services, who, project, activity)
+    after = request.query_params.get("after", "0")
+    cursor.after = int(after) if after.isdigit() else 0
+    lines, sealed = await _call(cursor.read)
+    doc = await _call(activity_service.get, services, who, project, activity)
+    return JSONResponse({"lines": lines, "after": cursor.after, "sealed": sealed,
+                         "state": doc.get("state"), "result": doc.get("result")})
+
+
+@router.post("/projects/{project}/activities/{activity}/replay")
+async def replay(project: str, activity: str, request: Request) -> Response:
+    who = await auth.principal(request)
+    form = await auth.form_checked(request)
+    body: dict[str, Any] = {}
+    chosen = [str(v) for v in form.getlist("integrations") if v]
+    if chosen:
+        body["integrations"] = chosen
+    if form.get("state"):
+        body["state"] = str(form.get("state"))
+    answer = await _call(activity_service.replay, auth.services_of(request), who, project, activity, body)
+    runs = answer["_embedded"]["runs"]
+    if len(runs) == 1 and form.get("open_run"):
+        return render.redirect(request, f"/projects/{project}/activities/{runs[0]['id']}", "Replayed: 1 new run.")
+    if not runs:
+        message = "Replayed: no integration matches this activity in that state, so nothing ran."
+    else:
+        message = f"Replayed: {len(runs)} new run{'s' if len(runs) != 1 else ''}."
+    return render.redirect(request, f"/projects/{project}/activities/{activity}", message)
+
+
+@router.post("/projects/{project}/activities/{activity}/cancel")
+async def cancel(project: str, activity: str, request: Request) -> Response:
+    who = await auth.principal(request)
+    await auth.form_checked(request)
+    await _call(activity_service.cancel, auth.services_of(request), who, project, activity)
+    return render.redirect(request, f"/projects/{project}/activities/{activity}", "Run cancelled.")
