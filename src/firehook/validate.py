@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import firehook
-from firehook import errors, ids, matching, model, outbound, scripts, timefmt, webhooks
+from firehook import dryrun, errors, ids, matching, model, outbound, scripts, timefmt, webhooks
 from firehook.executors import signing_keys
 from firehook.service import Services
 from firehook.service.integrations import script_variables
@@ -59,25 +59,13 @@ def _validate_script(services: Services, item: model.Integration) -> dict[str, A
         project = project_store.get(conn, item.project)
         variables = integration_store.list_variables(conn, item.id)
     sandbox = scripts.MemoryStorage(kv.IntegrationStorage(services.database, item.id).items())
-    lines: list[dict[str, str]] = []
-    outcome = scripts.run_script(
-        item.script or "",
-        activity_json=body,
-        project=(project or {}).get("doc", {"id": item.project}),
-        variables=script_variables(variables),
-        storage=sandbox,
-        limits=scripts.ScriptLimits.from_settings(services.settings),
-        log=lambda m: lines.append({"timestamp": timefmt.now_ts(), "message": m}),
-        outbound_allow=services.settings.outbound_allow,
-        dry_fetch=True,
-    )
-    report: dict[str, Any] = {
-        "valid": outcome.success,
-        "dry_run": {"activity": activity_id, "result": "success" if outcome.success else "failure",
-                    "duration_ms": round(outcome.duration_ms, 1), "log": lines},
-    }
-    if not outcome.success:
-        report["errors"] = {"script": outcome.error or "the dry run failed"}
+    project_doc = (project or {}).get("doc", {"id": item.project})
+    dry = dryrun.run(services, script=item.script or "", activity_json=body, project=project_doc,
+                     variables=script_variables(variables), storage=sandbox,
+                     secrets=[v.value for v in variables if v.is_sensitive])
+    report: dict[str, Any] = {"valid": dry["result"] == "success", "dry_run": {"activity": activity_id, **dry}}
+    if dry["result"] != "success":
+        report["errors"] = {"script": dry["error"] or "the dry run failed"}
     return report
 
 

@@ -224,3 +224,25 @@ def test_validate_over_http(api: httpx.Client, receiver: Receiver) -> None:
         "type": "webhook", "url": receiver.on("/val-500", (500, {}, b"broken"))}).json()["_embedded"]["entity"]
     refused = api.post(f"/api/projects/val/integrations/{bad_hook['id']}/validate")
     assert refused.status_code == 400 and refused.json()["delivery"]["status"] == 500
+
+
+def test_dry_run_api(api: httpx.Client, receiver: Receiver) -> None:
+    api.post("/api/projects", json={"id": "dry", "title": "Dry"})
+    hook_url = receiver.on("/dry", (200, {}, b""))
+    script = api.post("/api/projects/dry/integrations", json={
+        "type": "script", "script": f"console.log('token is', variables.TOKEN); fetch('{hook_url}', {{method: 'POST'}});"
+    }).json()["_embedded"]["entity"]
+    api.post(f"/api/projects/dry/integrations/{script['id']}/variables",
+             json={"name": "TOKEN", "value": "sup3r-s3cret", "is_sensitive": True})
+    report = api.post("/api/projects/dry/dry-run", json={
+        "integration": script["id"], "activity": {"type": "environment.push", "id": "x1"}}).json()
+    assert report["result"] == "success"
+    messages = [line["message"] for line in report["log"]]
+    assert "token is ******" in messages  # the script got the value; the answer masks it
+    assert "sup3r-s3cret" not in json.dumps(report)
+    assert receiver.requests_to("/dry") == []  # fetch was answered canned
+    pasted = api.post("/api/projects/dry/dry-run", json={
+        "script": "throw new TypeError('bad ' + activity.type)", "activity": {"type": "environment.deploy"}}).json()
+    assert pasted["result"] == "failure" and "TypeError: bad environment.deploy" in pasted["error"]
+    missing = api.post("/api/projects/dry/dry-run", json={"script": "1"})
+    assert missing.status_code == 400 and "activity" in missing.json()["detail"]

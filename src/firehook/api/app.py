@@ -80,4 +80,5 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
 
     for module in (health, metrics_routes, projects, integrations, activities, tokens, relay, web):
         app.include_router(module.router)
+    app.include_router(integrations.dry_run_router)
     return app

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from firehook import errors, model
+from firehook import dryrun, errors, model
 from firehook.api.http import JSON_BODY, call, json_body, principal, services_of
 from firehook.service import activities as activity_service
 from firehook.service import integrations as service
@@ -106,3 +106,13 @@ async def delete_variable(project: str, integration: str, name: str, request: Re
                           who: model.Token = Depends(principal)) -> Response:
     await call(service.delete_variable, services_of(request), who, project, integration, name)
     return Response(status_code=204)
+
+
+dry_run_router = APIRouter(prefix="/api/projects/{project}", tags=["integrations"])
+
+
+@dry_run_router.post("/dry-run", openapi_extra=JSON_BODY)
+async def dry_run(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
+    """Run a script once with the real runtime, ``fetch`` answered canned, nothing stored."""
+    body = await json_body(request)
+    return await call(dryrun.dry_run, services_of(request), who, project, body)

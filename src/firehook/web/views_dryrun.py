@@ -9,15 +9,15 @@ as ``validate`` does, since it runs code on the server.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from firehook import errors, scripts, timefmt
+from firehook import dryrun, errors
 from firehook.service import activities as activity_service
-from firehook.service import core
 from firehook.service import integrations as integration_service
 from firehook.service import projects as project_service
 from firehook.web import auth, render
@@ -92,8 +92,6 @@ async def dry_run(project: str, request: Request) -> Response:
     who = await auth.principal(request)
     form = await auth.form_checked(request)
     services = auth.services_of(request)
-    info = await _call(project_service.get, services, who, project)
-    core.require_write(who)
     values = {name: str(form.get(name) or "") for name in ("activity_json", "script", "variables_json")}
     field_errors: dict[str, str] = {}
     activity_doc = _json_object(values["activity_json"], "activity", field_errors)
@@ -102,21 +100,12 @@ async def dry_run(project: str, request: Request) -> Response:
         field_errors["script"] = "write a script to run"
     if field_errors:
         return await _page(request, project, values, field_errors=field_errors, status=400)
-    activity_doc.setdefault("project", project)
-    lines: list[dict[str, str]] = []
-    outcome = await run_in_threadpool(
-        scripts.run_script,
-        values["script"],
-        activity_json=json.dumps(activity_doc, ensure_ascii=False),
-        project={k: v for k, v in info.items() if k != "has_relay_key"},
-        variables=variables,
-        storage=scripts.MemoryStorage(),
-        limits=scripts.ScriptLimits.from_settings(services.settings),
-        log=lambda message: lines.append({"timestamp": timefmt.now_ts(), "message": message}),
-        outbound_allow=services.settings.outbound_allow,
-        dry_fetch=True,
-    )
-    return await _page(request, project, values, outcome=outcome, log_lines=lines)
+    # The same use case as POST /api/projects/{p}/dry-run.
+    report = await run_in_threadpool(dryrun.dry_run, services, who, project,
+                                     {"script": values["script"], "activity": activity_doc, "variables": variables})
+    outcome = SimpleNamespace(success=report["result"] == "success", error=report["error"],
+                              duration_ms=report["duration_ms"])
+    return await _page(request, project, values, outcome=outcome, log_lines=report["log"])
 
 
 def _json_object(text: str, field: str, field_errors: dict[str, str]) -> dict[str, Any]:
