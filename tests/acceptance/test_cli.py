@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,17 +205,39 @@ def test_newcomer_path(fh: Cli, receiver: Receiver, tmp_path: Path) -> None:
     assert fh("integration:activity:list", script_id, *p, "--format", "json").stdout
 
 
-def test_follow_an_unfinished_run(fh: Cli, tmp_path: Path) -> None:
+def test_follow_an_unfinished_run(fh: Cli, receiver: Receiver, tmp_path: Path) -> None:
+    # The script waits on a receiver that answers only when the test says so: the run is
+    # certainly unfinished while the log command starts, whatever the machine's speed.
+    arrived, let_go = threading.Event(), threading.Event()
+
+    def hold(_request: Any) -> tuple[int, dict[str, str], bytes]:
+        arrived.set()
+        let_go.wait(60)
+        return 200, {}, b"released"
+
     p = project(fh, "follow")
     script = tmp_path / "slow.js"
-    script.write_text("console.log('start');\nvar t = Date.now(); while (Date.now() - t < 3000) {}\n"
+    script.write_text(f"console.log('start');\nfetch('{receiver.on('/hold', hold)}', {{method: 'POST'}});\n"
                       "console.log('end');\n")
     integration = created_id(fh("integration:add", "--type", "script", "--file", str(script), *p).stderr, "script")
     fh("activity:emit", "--type", "environment.push", "-e", "main", *p)
-    log = fh("integration:activity:log", integration, *p)
-    assert "following its log until it finishes" in log.stderr
-    assert log.stdout.splitlines() == ["start", "end"]
-    assert "The run is complete (result: success)." in log.stderr
+    assert arrived.wait(60)
+    follower = subprocess.Popen(support.firehook_command() + ["integration:activity:log", integration, *p],
+                                env=fh.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+    try:
+        assert follower.stderr is not None
+        for line in follower.stderr:
+            if "following its log until it finishes" in line:
+                break
+        else:
+            raise AssertionError("the log command did not say it follows the run")
+    finally:
+        let_go.set()
+    out, rest = follower.communicate(timeout=60)
+    assert follower.returncode == 0, rest
+    assert out.splitlines()[0] == "start" and out.splitlines()[-1] == "end"
+    assert "The run is complete (result: success)." in rest
 
 
 # ---- bad input -------------------------------------------------------------------------------

@@ -1,0 +1,238 @@
+"""Running an activity script (SPEC §4): :func:`run_script` and :func:`check_syntax`.
+
+A run is: a fresh sandbox restored from the prelude snapshot, one call into the prelude's
+``__fh_main`` (which reads the run's inputs through the host, defines the globals and
+evaluates the script as a classic sloppy-mode global script with an indirect ``eval``), and,
+if the script's completion value is a promise, a drain of the job queue. Whatever happens, the
+run ends with a :class:`ScriptOutcome`; the log's last line says why a run failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from firehook import errors
+from firehook.scripts import engine, limits
+from firehook.scripts.host import HostSession
+from firehook.scripts.limits import RunLog, ScriptLimits
+from firehook.scripts.storage import StorageBackend
+
+# Frames of the script itself: the prelude evaluates it with an indirect eval, which QuickJS
+# names "<input>"; the prelude's own frames are "eval_script".
+_SCRIPT_FRAME = re.compile(r"<input>:(\d+):(\d+)")
+_COMPILE_FRAME = re.compile(r"^\s*at <input>:(\d+):(\d+)\s*$")
+# Strings longer than the engine allows (2^30 - 1 characters) fail with these; for the user
+# they are a memory limit.
+_STRING_TOO_LONG = {("RangeError", "invalid string length"), ("InternalError", "string too long")}
+
+_CHECK = """(function () {
+  var source = __fh('source');
+  try { (0, eval)(source); return null; }
+  catch (e) {
+    return JSON.stringify({name: String(e && e.name), message: String(e && e.message),
+                           stack: String(e && e.stack)});
+  }
+})()"""
+
+
+@dataclass(frozen=True)
+class ScriptOutcome:
+    """How a run ended. ``limit`` names the limit that ended it (``limits.*``), if one did."""
+
+    success: bool
+    error: str | None
+    limit: str | None
+    duration_ms: float
+
+
+def script_position(stack: str | None) -> tuple[int, int] | None:
+    """The line and column of the innermost frame of the script itself in a JS stack."""
+    if not stack:
+        return None
+    match = _SCRIPT_FRAME.search(stack)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def describe_error(name: str | None, message: str, stack: str | None) -> str:
+    """``"TypeError: x is not a function (line 3, column 5)"``; thrown non-errors as such."""
+    text = f"{name}: {message}" if name else f"Uncaught {message}"
+    position = script_position(stack)
+    if position is not None:
+        text += f" (line {position[0]}, column {position[1]})"
+    return text
+
+
+def check_syntax(source: str) -> None:
+    """Raise :class:`firehook.errors.ScriptError` (with ``.line``, ``.column``) when ``source``
+    does not compile as a classic script.
+
+    The source is compiled in a bare, throw-away sandbox with no host API; should it compile,
+    the interrupt poll stops it as soon as it starts to run.
+    """
+    started = False
+
+    def host(op: str, arg: str) -> str:
+        nonlocal started
+        started = True
+        return source
+
+    # Polls before the host hands over the source must not stop the checker itself; any poll
+    # after it means the script compiled and is running.
+    sandbox = engine.Sandbox(
+        memory_bytes=ScriptLimits().memory_bytes,
+        should_interrupt=lambda: started,
+        host=host,
+        prelude=False,
+    )
+    try:
+        answer = sandbox.eval(_CHECK)
+    except engine.EngineFailure as failure:
+        if failure.kind == "memory":
+            raise _script_error("the script is too large to compile", None) from None
+        return  # it compiled, and started to run
+    finally:
+        sandbox.close()
+    if answer is None:
+        return
+    info = json.loads(answer)
+    stack = info.get("stack") or ""
+    lines = stack.splitlines()
+    # A compile error's stack starts at the script's position itself, with no function; a
+    # SyntaxError thrown while running (JSON.parse, a nested eval) has other frames first.
+    first = _COMPILE_FRAME.match(lines[0]) if lines else None
+    if info.get("name") != "SyntaxError" or first is None or stack.count("<input>") != 1:
+        return
+    position = (int(first.group(1)), int(first.group(2)))
+    raise _script_error(f"SyntaxError: {info.get('message')}", position)
+
+
+def _script_error(message: str, position: tuple[int, int] | None) -> errors.ScriptError:
+    text = message if position is None else f"{message} (line {position[0]}, column {position[1]})"
+    error = errors.ScriptError(text)
+    error.line = position[0] if position else None  # type: ignore[attr-defined]
+    error.column = position[1] if position else None  # type: ignore[attr-defined]
+    return error
+
+
+def run_script(
+    source: str,
+    *,
+    activity_json: str,
+    project: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    storage: StorageBackend,
+    limits: ScriptLimits,
+    log: Callable[[str], None],
+    outbound_allow: Sequence[str] = (),
+    dry_fetch: bool = False,
+) -> ScriptOutcome:
+    """Run ``source`` once in a fresh isolated sandbox; never raises for the script's faults.
+
+    ``log`` receives each log line. Safe to call from many threads at once.
+    """
+    # The first run of a process compiles the engine and builds the prelude image (a second
+    # or so); that is not the script's time, so it happens before its clock starts.
+    engine.prelude_image()
+    started = time.perf_counter()
+    run_log = RunLog(log, limits.log_bytes)
+    session = HostSession(
+        source=source,
+        activity_json=activity_json,
+        project=project,
+        variables=variables,
+        storage=storage,
+        script_limits=limits,
+        log=run_log,
+        outbound_allow=outbound_allow,
+        dry_fetch=dry_fetch,
+    )
+    error, limit = _execute(session, limits)
+    if error is not None:
+        run_log.write(error, force=True)
+    return ScriptOutcome(
+        success=error is None,
+        error=error,
+        limit=limit,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _execute(session: HostSession, script_limits: ScriptLimits) -> tuple[str | None, str | None]:
+    """Run the script; return (error, limit) — both None on success."""
+    sandbox = engine.Sandbox(
+        memory_bytes=script_limits.memory_bytes,
+        should_interrupt=session.should_interrupt,
+        host=session.dispatch,
+    )
+    try:
+        result = _answer(sandbox.eval("__fh_main()"))
+        if result.get("pending"):
+            sandbox.run_jobs()
+            result = _answer(sandbox.eval("__fh_settled()"))
+        near_cap = sandbox.near_memory_cap()
+    except engine.EngineFailure as failure:
+        return _engine_failure(failure, session, script_limits)
+    finally:
+        sandbox.close()
+    if session.abort is not None:
+        # The script caught the error a limit threw; the run still ends on that limit.
+        return _with_position(session.abort.message, result), session.abort.limit
+    if result.get("ok"):
+        if result.get("unsettled"):
+            session.log.write("The script's promise had not settled when its jobs ran out.")
+        return None, None
+    name, message, stack = result.get("name"), result.get("message", ""), result.get("stack")
+    if (name, message) == ("InternalError", "out of memory") or (
+        # Allocations that fail at the cap can surface as these instead.
+        near_cap and (message in ("null", "") or name == "HostError")
+    ):
+        return _with_position(_memory_message(script_limits), result), limits.MEMORY
+    text = describe_error(name, message, stack)
+    if (name, message) in _STRING_TOO_LONG:
+        return f"{text}: the string is larger than the memory limit allows", limits.MEMORY
+    return text, None
+
+
+def _answer(value: Any) -> dict[str, Any]:
+    """The prelude's JSON answer; anything else means the script replaced the prelude's entry
+    points, which only spoils its own run."""
+    try:
+        answer = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        return {"ok": False, "name": "Error", "message": "the script replaced firehook's internals"}
+    return answer
+
+
+def _memory_message(script_limits: ScriptLimits) -> str:
+    return f"memory limit of {script_limits.memory_mb} MiB exceeded"
+
+
+def _with_position(message: str, result: Mapping[str, Any]) -> str:
+    position = script_position(result.get("stack")) if not result.get("ok") else None
+    return message if position is None else f"{message} (line {position[0]}, column {position[1]})"
+
+
+def _engine_failure(
+    failure: engine.EngineFailure, session: HostSession, script_limits: ScriptLimits
+) -> tuple[str, str | None]:
+    if session.abort is not None:
+        return session.abort.message, session.abort.limit
+    if failure.kind == "interrupted":
+        return (
+            f"time limit of {limits.describe_seconds(script_limits.timeout)} s exceeded",
+            limits.TIMEOUT,
+        )
+    if failure.kind == "memory":
+        return _memory_message(script_limits), limits.MEMORY
+    if failure.kind == "stack":
+        return "RangeError: Maximum call stack size exceeded (stack overflow)", limits.STACK
+    if failure.kind == "js":
+        return describe_error(failure.name, failure.message, failure.stack), None
+    return f"the script engine stopped the script: {failure.message}", None
