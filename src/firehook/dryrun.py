@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from firehook import errors, model, scripts, timefmt
+from firehook import errors, masking, model, scripts, timefmt
 from firehook.service import activities as activity_service
 from firehook.service import core
 from firehook.service import integrations as integration_service
@@ -20,27 +20,24 @@ from firehook.service import projects as project_service
 from firehook.store import integrations as integration_store
 from firehook.store import kv
 
-MASK = model.SECRET_MASK
 FIELDS = frozenset({"script", "activity", "activity_id", "integration", "variables"})
 
 
 def run(services: core.Services, *, script: str, activity_json: str, project: dict[str, Any],
         variables: dict[str, Any], storage: scripts.StorageBackend, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """Run ``script`` once without side effects; the report with its log (secrets masked)."""
-    hidden = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+    mask = masking.Masker(secrets)
     lines: list[dict[str, str]] = []
 
     def log(message: str) -> None:
-        for secret in hidden:
-            message = message.replace(secret, MASK)
-        lines.append({"timestamp": timefmt.now_ts(), "message": message})
+        lines.append({"timestamp": timefmt.now_ts(), "message": mask(message)})
 
     outcome = scripts.run_script(
         script, activity_json=activity_json, project=project, variables=variables, storage=storage,
         limits=scripts.ScriptLimits.from_settings(services.settings), log=log,
         outbound_allow=services.settings.outbound_allow, dry_fetch=True,
     )
-    return {"result": "success" if outcome.success else "failure", "error": outcome.error,
+    return {"result": "success" if outcome.success else "failure", "error": mask(outcome.error or "") or None,
             "duration_ms": round(outcome.duration_ms, 1), "log": lines}
 
 
@@ -69,7 +66,7 @@ def dry_run(services: core.Services, principal: model.Token, project_id: str, bo
             with services.database.read() as conn:
                 stored = integration_store.list_variables(conn, item.id)
             variables = integration_service.script_variables(stored)
-            secrets = [v.value for v in stored if v.is_sensitive]
+            secrets = masking.sensitive_values(stored)
         storage = scripts.MemoryStorage(kv.IntegrationStorage(services.database, item.id).items())
     if not isinstance(script, str) or not script.strip():
         raise errors.InvalidInput.field("script", "is required: the JavaScript to run (or an integration)")

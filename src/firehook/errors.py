@@ -80,10 +80,17 @@ class OutboundBlocked(FirehookError):
 
 
 class ScriptError(FirehookError):
-    """A script problem: does not compile, or failed at run time."""
+    """A script problem: does not compile, or failed at run time; ``line`` and ``column``
+    locate it in the script when known (1-based)."""
 
     status = 400
     title = "Bad Request"
+
+    def __init__(self, message: str, detail: Any = None, *, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message, detail)
+        self.line = line
+        self.column = column
 
 
 def error_body(status: int, title: str, detail: Any) -> dict[str, Any]:

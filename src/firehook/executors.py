@@ -15,7 +15,7 @@ import time
 import aiohttp
 
 import firehook
-from firehook import model, outbound, settings as settings_mod, timefmt, webhooks
+from firehook import masking, model, outbound, settings as settings_mod, timefmt, webhooks
 from firehook import scripts
 from firehook.service.integrations import script_variables
 from firehook.store import db as dbmod
@@ -34,6 +34,8 @@ class ScriptExecutor:
         self.concurrency = int(settings.workers) or os.cpu_count() or 2
         self.limits = scripts.ScriptLimits.from_settings(settings)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix="firehook-script")
+        # Build the engine and the Underscore heap image now, not inside the first run's time.
+        self.pool.submit(scripts.warm_up)
 
     async def execute(self, ctx: RunContext) -> Outcome:
         integration = ctx.integration
@@ -45,7 +47,7 @@ class ScriptExecutor:
             variables=script_variables(ctx.variables_list),
             storage=kv.IntegrationStorage(self.database, integration.id),
             limits=self.limits,
-            log=ctx.log,
+            log=masking.Masker(masking.sensitive_values(ctx.variables_list)).wrap(ctx.log),
             outbound_allow=self.settings.outbound_allow,
         )
         result = await asyncio.get_running_loop().run_in_executor(self.pool, call)

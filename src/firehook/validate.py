@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import firehook
-from firehook import dryrun, errors, ids, matching, model, outbound, scripts, timefmt, webhooks
+from firehook import dryrun, errors, masking, ids, matching, model, outbound, scripts, timefmt, webhooks
 from firehook.executors import signing_keys
 from firehook.service import Services
 from firehook.service.integrations import script_variables
@@ -62,7 +62,7 @@ def _validate_script(services: Services, item: model.Integration) -> dict[str, A
     project_doc = (project or {}).get("doc", {"id": item.project})
     dry = dryrun.run(services, script=item.script or "", activity_json=body, project=project_doc,
                      variables=script_variables(variables), storage=sandbox,
-                     secrets=[v.value for v in variables if v.is_sensitive])
+                     secrets=masking.sensitive_values(variables))
     report: dict[str, Any] = {"valid": dry["result"] == "success", "dry_run": {"activity": activity_id, **dry}}
     if dry["result"] != "success":
         report["errors"] = {"script": dry["error"] or "the dry run failed"}

@@ -237,3 +237,26 @@ def test_auto_disable_skips_then_resumes(tmp_path: Any, database_url: str, recei
         assert len(receiver.requests_to("/flaky")) == sent_before + 1
     finally:
         services.database.dispose()
+
+
+def test_sensitive_values_are_masked_in_run_logs(fast_services: Any, receiver: Receiver) -> None:
+    services = fast_services
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    secret_path = "/services/T000/B000/s3cretPathPart"
+    script = integrations.create(services, ADMIN, "w", {
+        "type": "script", "events": ["*"],
+        "script": "console.log('using', variables.HOOK);\nfetch(variables.HOOK, {method: 'POST', body: '{}'});"})
+    integrations.create_variable(services, ADMIN, "w", script["id"], {
+        "name": "HOOK", "value": receiver.on(secret_path, (200, {}, b"ok")), "is_sensitive": True})
+    worker = RunningWorker(services)
+    try:
+        accepted = intake.ingest(services, ADMIN, "w", {"type": "environment.push", "environments": ["main"]})
+        done = wait_for(lambda: finished(services, accepted.runs[0]["id"]))
+    finally:
+        worker.stop()
+    assert done["result"] == "success"
+    assert len(receiver.requests_to(secret_path)) == 1  # the script used the real value
+    messages = log_messages(services, accepted.runs[0]["id"])
+    assert "using ******" in messages
+    assert any(m.startswith("HTTP request: POST ******") for m in messages), messages
+    assert not any("s3cretPathPart" in m for m in messages)

@@ -16,4 +16,13 @@ __all__ = [
     "StorageBackend",
     "check_syntax",
     "run_script",
+    "warm_up",
 ]
+
+
+def warm_up() -> None:
+    """Build the engine and the prelude's heap image now (1–3 s the first time in a process),
+    so the first run's time limit is not spent on it."""
+    from firehook.scripts import engine
+
+    engine.prelude_image()

@@ -113,10 +113,8 @@ def check_syntax(source: str) -> None:
 
 def _script_error(message: str, position: tuple[int, int] | None) -> errors.ScriptError:
     text = message if position is None else f"{message} (line {position[0]}, column {position[1]})"
-    error = errors.ScriptError(text)
-    error.line = position[0] if position else None  # type: ignore[attr-defined]
-    error.column = position[1] if position else None  # type: ignore[attr-defined]
-    return error
+    return errors.ScriptError(text, line=position[0] if position else None,
+                              column=position[1] if position else None)
 
 
 def run_script(

@@ -16,6 +16,7 @@ def test_all_is_pinned() -> None:
         "StorageBackend",
         "check_syntax",
         "run_script",
+        "warm_up",
     ]
 
 
