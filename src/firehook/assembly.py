@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from firehook import executors, outbound, scripts, settings as settings_mod
+from firehook import executors, outbound, scripts
+from firehook import settings as settings_mod
 from firehook import validate as validate_mod
 from firehook import worker as worker_mod
 from firehook.service import Services, open_services
@@ -18,7 +19,8 @@ def services(settings: settings_mod.Settings, *, migrate: bool | None = None) ->
     return built
 
 
-def worker(built: Services, *, kinds: tuple[str, ...] = ("script", "webhook"), owner: str | None = None) -> worker_mod.Worker:
+def worker(built: Services, *, kinds: tuple[str, ...] = ("script", "webhook"),
+           owner: str | None = None) -> worker_mod.Worker:
     chosen: list[worker_mod.Executor] = []
     if "script" in kinds:
         chosen.append(executors.ScriptExecutor(built.database, built.settings))

@@ -15,8 +15,8 @@ import time
 import aiohttp
 
 import firehook
-from firehook import masking, model, outbound, settings as settings_mod, timefmt, webhooks
-from firehook import scripts
+from firehook import masking, model, outbound, scripts, timefmt, webhooks
+from firehook import settings as settings_mod
 from firehook.service.integrations import script_variables
 from firehook.store import db as dbmod
 from firehook.store import kv

@@ -85,13 +85,14 @@ def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk
     pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
     store.insert_runs(conn, [
         {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
-         "queued_at": epoch} for pk, i in zip(pks, targets)
+         "queued_at": epoch} for pk, i in zip(pks, targets, strict=True)
     ])
     queue.enqueue_many(conn, [
         {"run_pk": pk, "project_id": project_id, "kind": i.type, "ordering_key": queue.ordering_key(i, source_pk, envs),
-         "run_at": epoch} for pk, i in zip(pks, targets)
+         "run_at": epoch} for pk, i in zip(pks, targets, strict=True)
     ])
-    return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": state} for doc, i in zip(docs, targets)]
+    return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": state}
+            for doc, i in zip(docs, targets, strict=True)]
 
 
 def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
@@ -111,14 +112,14 @@ def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: 
     pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
     store.insert_runs(conn, [
         {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
-         "queued_at": epoch} for pk, i in zip(pks, targets)
+         "queued_at": epoch} for pk, i in zip(pks, targets, strict=True)
     ])
-    for pk, i in zip(pks, targets):
+    for pk, i in zip(pks, targets, strict=True):
         store.update_run(conn, pk, finished=True)
         store.append_logs(conn, pk, [(now, f"Run skipped: the integration was disabled automatically "
                                           f"({i.disabled_reason}). Enable it, then replay this activity.")])
     return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": model.RUN_SKIPPED}
-            for doc, i in zip(docs, targets)]
+            for doc, i in zip(docs, targets, strict=True)]
 
 
 def fan_out(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],

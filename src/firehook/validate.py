@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import firehook
-from firehook import dryrun, errors, masking, ids, matching, model, outbound, scripts, timefmt, webhooks
+from firehook import dryrun, errors, ids, masking, matching, model, outbound, scripts, timefmt, webhooks
 from firehook.executors import signing_keys
 from firehook.service import Services
 from firehook.service.integrations import script_variables

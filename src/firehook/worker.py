@@ -18,7 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from firehook import metrics, model, queue, recording, settings as settings_mod, timefmt
+from firehook import metrics, model, queue, recording, timefmt
+from firehook import settings as settings_mod
 from firehook.store import db as dbmod
 
 log = logging.getLogger("firehook.worker")
@@ -159,7 +160,8 @@ class Worker:
                 return
             created = loaded.run_doc.get("created_at")
             if loaded.attempt == 1 and isinstance(created, str):
-                metrics.WAIT.labels("integration." + job.kind).observe(max(0.0, time.time() - timefmt.to_epoch(created)))
+                waited = max(0.0, time.time() - timefmt.to_epoch(created))
+                metrics.WAIT.labels("integration." + job.kind).observe(waited)
             ctx = RunContext(job, loaded)
             self.inflight[job.id] = (self.inflight[job.id][0], ctx)
             try:

@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from firehook import metrics, model, validation
 from firehook.api.http import (
-    JSON_BODY, OPTIONAL_JSON_BODY, bearer, call, json_body, principal, read_body, services_of,
+    JSON_BODY,
+    OPTIONAL_JSON_BODY,
+    bearer,
+    call,
+    json_body,
+    principal,
+    read_body,
+    services_of,
 )
 from firehook.api.integrations import _params
 from firehook.service import activities as service
@@ -45,7 +52,8 @@ async def create_activity(project: str, request: Request) -> Any:
 
 @router.post(
     "/activities:batch",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
 async def batch_activities(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
     services = services_of(request)

@@ -14,7 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import firehook
 from firehook import errors, metrics, queue, web
-from firehook.api import activities, health, integrations, metrics as metrics_routes, projects, relay, tokens
+from firehook.api import activities, health, integrations, projects, relay, tokens
+from firehook.api import metrics as metrics_routes
 from firehook.api.http import error_response
 from firehook.service import Services, group_commit
 

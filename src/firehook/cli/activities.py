@@ -93,7 +93,7 @@ def chunks(docs: Documents) -> Iterator[tuple[list[str], list[int]]]:
     lines: list[str] = []
     numbers: list[int] = []
     size = 0
-    for line, number in zip(docs.lines, docs.numbers):
+    for line, number in zip(docs.lines, docs.numbers, strict=False):
         if lines and (len(lines) >= BATCH_LINES or size + len(line) > BATCH_BYTES):
             yield lines, numbers
             lines, numbers, size = [], [], 0

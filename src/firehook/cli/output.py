@@ -68,7 +68,7 @@ def render(rows: Sequence[Sequence[Any]], header: Sequence[str], fmt: Format, js
     """Print ``rows`` under ``header`` in ``fmt``; ``json`` prints ``json_data`` when given
     (the API objects), else the rows as objects keyed by the header."""
     if fmt.name == "json":
-        data = json_data if json_data is not None else [dict(zip(header, map(cell, row))) for row in rows]
+        data = json_data if json_data is not None else [dict(zip(header, map(cell, row), strict=False)) for row in rows]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     texts = [[cell(v) for v in row] for row in rows]

@@ -84,7 +84,8 @@ def _lean_host_call(instance: Any, host: HostFunction) -> Callable[[int, int, in
     The prelude only ever calls ``__fh`` with one string (operation, newline, argument) and
     expects a string back, so the name lookup and the generic argument marshalling (a type
     probe and a dozen guest calls per argument) are skipped, and strings are copied in and out
-    of guest memory directly (bounds-checked against its size, as the library does). Any failure returns the library's error sentinel,
+    of guest memory directly (bounds-checked against its size, as the library does). Any failure
+    returns the library's error sentinel,
     which the guest turns into a sanitized ``HostError`` without host details.
     """
     call, store, memory = instance.c, instance.store, instance.mem

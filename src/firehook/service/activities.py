@@ -6,26 +6,17 @@ import time
 from typing import Any
 
 from firehook import errors, fanout, matching, model, queue, timefmt
-from firehook.service.core import Services, require_project, require_write
+from firehook.service.core import Services, readable_project, require_write
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
 from firehook.store import jsonutil
-from firehook.store import projects as project_store
 
 MAX_COUNT = 1000
 DEFAULT_COUNT = 50
 
 
-def _project(services: Services, principal: model.Token, project_id: str) -> None:
-    require_project(principal, project_id)
-    with services.database.read() as conn:
-        if not project_store.exists(conn, project_id):
-            raise errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
-                                  "or `firehook project:create`")
-
-
 def _row(services: Services, principal: model.Token, project_id: str, activity_id: str) -> dict[str, Any]:
-    _project(services, principal, project_id)
+    readable_project(services, principal, project_id)
     with services.database.read() as conn:
         row = store.find(conn, project_id, activity_id)
     if row is None:
@@ -74,7 +65,7 @@ def parse_filters(params: dict[str, Any]) -> dict[str, Any]:
 
 def list_(services: Services, principal: model.Token, project_id: str, params: dict[str, Any],
           integration_id: str | None = None) -> list[dict[str, Any]]:
-    _project(services, principal, project_id)
+    readable_project(services, principal, project_id)
     filters = parse_filters(params)
     with services.database.read() as conn:
         if integration_id is not None and not store_has_integration(conn, project_id, integration_id):

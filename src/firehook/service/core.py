@@ -6,9 +6,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from firehook import errors, fanout, model, settings as settings_mod
+from firehook import errors, fanout, model
+from firehook import settings as settings_mod
 from firehook.store import db as dbmod
 from firehook.store import migrations
+from firehook.store import projects as project_store
 
 
 @dataclasses.dataclass
@@ -65,3 +67,17 @@ def require_write(principal: model.Token) -> None:
 def require_admin(principal: model.Token) -> None:
     if not principal.is_admin:
         raise errors.Forbidden("this needs an admin token (not limited to a project, not read-only)")
+
+
+def project_not_found(project_id: str) -> errors.NotFound:
+    """The one 404 for a missing project, saying how to create it."""
+    return errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
+                           "or `firehook project:create`")
+
+
+def readable_project(services: Services, principal: model.Token, project_id: str) -> None:
+    """The token may see the project, and it exists (403 / 404 otherwise)."""
+    require_project(principal, project_id)
+    with services.database.read() as conn:
+        if not project_store.exists(conn, project_id):
+            raise project_not_found(project_id)

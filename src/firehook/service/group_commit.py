@@ -119,7 +119,8 @@ class GroupCommit:
                 # finds it and is an update.
                 savepoint.rollback()
                 if attempt == 2:
-                    return errors.Conflict(f"activity {item.doc.get('id')} conflicts with a concurrent write: {exc.orig}")
+                    return errors.Conflict(
+                        f"activity {item.doc.get('id')} conflicts with a concurrent write: {exc.orig}")
             except errors.FirehookError as exc:
                 savepoint.rollback()
                 return exc

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import errors, fanout, ids, model, timefmt, validation
-from firehook.service.core import Services, require_project, require_write
+from firehook.service.core import Services, project_not_found, require_project, require_write
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
 from firehook.store import jsonutil
@@ -58,7 +58,7 @@ class Intake:
     def apply(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
         if not self._project_checked:
             if not project_store.exists(self.conn, self.project_id):
-                raise _project_not_found(self.project_id)
+                raise project_not_found(self.project_id)
             self._project_checked = True
         now = timefmt.now_ts()
         activity_id = patch_of if patch_of is not None else incoming.get("id")
@@ -109,11 +109,6 @@ class Intake:
         return Accepted(doc=doc, created=existing is None, runs=runs)
 
 
-def _project_not_found(project_id: str) -> errors.NotFound:
-    return errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
-                           "or `firehook project:create`")
-
-
 def authorize(principal: model.Token, project_id: str) -> None:
     require_project(principal, project_id)
     require_write(principal)
@@ -162,7 +157,8 @@ def parse_ndjson(data: bytes, max_line_bytes: int) -> list[tuple[int, dict[str, 
             continue
         if len(line) > max_line_bytes:
             out.append((number, None, {"line": number, "code": 413,
-                                       "detail": f"document of {len(line)} bytes is over the limit of {max_line_bytes}"}))
+                                       "detail": f"document of {len(line)} bytes is over the limit "
+                                                 f"of {max_line_bytes}"}))
             continue
         try:
             doc = json.loads(line)
@@ -185,7 +181,7 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
     authorize(principal, project_id)
     with services.database.read() as conn:
         if not project_store.exists(conn, project_id):
-            raise _project_not_found(project_id)
+            raise project_not_found(project_id)
     parsed = parse_ndjson(data, services.settings.max_document_bytes)
     if not parsed:
         raise errors.InvalidInput.field("body", "no documents: send one JSON activity per line")

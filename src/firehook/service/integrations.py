@@ -8,9 +8,8 @@ import time
 from typing import Any
 
 from firehook import errors, ids, model, timefmt, validation
-from firehook.service.core import Services, require_project, require_write
+from firehook.service.core import Services, readable_project, require_write
 from firehook.store import integrations as store
-from firehook.store import projects as project_store
 
 
 def links(project_id: str, integration_id: str) -> dict[str, Any]:
@@ -25,16 +24,8 @@ def public(item: model.Integration) -> dict[str, Any]:
     return body
 
 
-def _project_checked(services: Services, principal: model.Token, project_id: str) -> None:
-    require_project(principal, project_id)
-    with services.database.read() as conn:
-        if not project_store.exists(conn, project_id):
-            raise errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
-                                  "or `firehook project:create`")
-
-
 def get_model(services: Services, principal: model.Token, project_id: str, integration_id: str) -> model.Integration:
-    _project_checked(services, principal, project_id)
+    readable_project(services, principal, project_id)
     with services.database.read() as conn:
         item = store.get(conn, project_id, integration_id)
     if item is None:
@@ -43,7 +34,7 @@ def get_model(services: Services, principal: model.Token, project_id: str, integ
 
 
 def list_(services: Services, principal: model.Token, project_id: str) -> list[dict[str, Any]]:
-    _project_checked(services, principal, project_id)
+    readable_project(services, principal, project_id)
     with services.database.read() as conn:
         return [public(i) for i in store.list_for(conn, project_id)]
 
@@ -92,7 +83,7 @@ def _apply(item: model.Integration, changes: dict[str, Any], now: str) -> model.
 
 def create(services: Services, principal: model.Token, project_id: str, body: Any) -> dict[str, Any]:
     require_write(principal)
-    _project_checked(services, principal, project_id)
+    readable_project(services, principal, project_id)
     changes = validation.integration_changes(body, None)
     _checks(services, changes)
     kind = body["type"]

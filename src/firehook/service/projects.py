@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from firehook import errors, ids, model, timefmt
-from firehook.service.core import Services, require_admin, require_project, require_write
+from firehook.service.core import Services, project_not_found, require_admin, require_project, require_write
 from firehook.store import projects as store
 
 
@@ -61,8 +61,7 @@ def get_row(services: Services, principal: model.Token, project_id: str) -> dict
     with services.database.read() as conn:
         row = store.get(conn, project_id)
     if row is None:
-        raise errors.NotFound(f"project {project_id} not found; create it with POST /api/projects "
-                              "or `firehook project:create`")
+        raise project_not_found(project_id)
     return row
 
 

@@ -40,7 +40,8 @@ def authenticate(services: Services, header: str | None) -> model.Token:
     return token
 
 
-def _create(services: Services, project: str | None, read_only: bool, description: str | None) -> tuple[model.Token, str]:
+def _create(services: Services, project: str | None, read_only: bool,
+            description: str | None) -> tuple[model.Token, str]:
     secret = new_secret()
     token = model.Token(id=ids.new_id(), project=project, read_only=read_only, description=description,
                         created_at=timefmt.now_ts())

@@ -11,7 +11,7 @@ from firehook import model
 from firehook.store import jsonutil
 from firehook.store.schema import integrations, script_storage, variables
 
-I = integrations.c
+IC = integrations.c
 V = variables.c
 
 
@@ -53,7 +53,7 @@ def insert(conn: sa.Connection, item: model.Integration) -> None:
 
 
 def save(conn: sa.Connection, item: model.Integration) -> None:
-    conn.execute(integrations.update().where(I.id == item.id).values(
+    conn.execute(integrations.update().where(IC.id == item.id).values(
         enabled=item.enabled, config=jsonutil.dumps(item.config()), shared_key=item.shared_key,
         previous_shared_key=item.previous_shared_key, updated_at=item.updated_at,
     ))
@@ -61,18 +61,18 @@ def save(conn: sa.Connection, item: model.Integration) -> None:
 
 def get(conn: sa.Connection, project_id: str, integration_id: str) -> model.Integration | None:
     row = conn.execute(
-        sa.select(integrations).where(I.project_id == project_id, I.id == integration_id)
+        sa.select(integrations).where(IC.project_id == project_id, IC.id == integration_id)
     ).mappings().first()
     return to_model(row) if row else None
 
 
 def get_by_id(conn: sa.Connection, integration_id: str) -> model.Integration | None:
-    row = conn.execute(sa.select(integrations).where(I.id == integration_id)).mappings().first()
+    row = conn.execute(sa.select(integrations).where(IC.id == integration_id)).mappings().first()
     return to_model(row) if row else None
 
 
-_LIST = sa.select(integrations).where(I.project_id == sa.bindparam("p")).order_by(I.created_at, I.id)
-_LIST_ENABLED = _LIST.where(I.enabled.is_(True))
+_LIST = sa.select(integrations).where(IC.project_id == sa.bindparam("p")).order_by(IC.created_at, IC.id)
+_LIST_ENABLED = _LIST.where(IC.enabled.is_(True))
 
 
 def list_for(conn: sa.Connection, project_id: str, *, enabled_only: bool = False) -> list[model.Integration]:
@@ -85,7 +85,7 @@ def delete(conn: sa.Connection, integration_id: str) -> None:
     # database file created by another tool may not have it.
     conn.execute(variables.delete().where(V.integration_id == integration_id))
     conn.execute(script_storage.delete().where(script_storage.c.integration_id == integration_id))
-    conn.execute(integrations.delete().where(I.id == integration_id))
+    conn.execute(integrations.delete().where(IC.id == integration_id))
 
 
 def _variable(row: Any) -> model.Variable:

@@ -30,7 +30,8 @@ class IntegrationStorage:
         with self.database.write() as conn:
             # The integration may have been deleted while the run was going: then the write
             # has nowhere to go, and is dropped rather than failing the foreign key.
-            if conn.execute(sa.select(integrations.c.id).where(integrations.c.id == self.integration_id)).first() is None:
+            exists = sa.select(integrations.c.id).where(integrations.c.id == self.integration_id)
+            if conn.execute(exists).first() is None:
                 return
             updated = conn.execute(
                 script_storage.update()
