@@ -7,7 +7,9 @@ occurrence of a sensitive value with ``******``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from firehook import model
 
@@ -33,4 +35,30 @@ class Masker:
 
 
 def sensitive_values(variables: Iterable[model.Variable]) -> list[str]:
-    return [v.value for v in variables if v.is_sensitive]
+    """The texts to mask for these variables. A sensitive JSON variable reaches the script
+    parsed: it may print it re-serialised, or one part of it, so those are masked too."""
+    out: list[str] = []
+    for var in variables:
+        if not var.is_sensitive:
+            continue
+        out.append(var.value)
+        if var.is_json:
+            try:
+                parsed = json.loads(var.value)
+            except ValueError:
+                continue
+            out.append(json.dumps(parsed, separators=(",", ":"), ensure_ascii=False))  # JSON.stringify's form
+            out.extend(_leaves(parsed))
+    return out
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and len(str(value)) >= MIN_LENGTH:
+        return [str(value)]
+    return []

@@ -46,7 +46,9 @@ def _install_chromium() -> str | None:
     return None if Path(CHROMIUM).exists() else f"{CHROMIUM} is still missing after apt-get install chromium"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread until it is stopped, and later tests (asyncio.run) must not find one there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import Error as PlaywrightError

@@ -7,6 +7,7 @@ from typing import Any
 from firehook import errors, ids, model, timefmt
 from firehook.service.core import Services, project_not_found, require_admin, require_project, require_write
 from firehook.store import projects as store
+from firehook.store import tokens as token_store
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +104,8 @@ def delete(services: Services, principal: model.Token, project_id: str) -> None:
     get_row(services, principal, project_id)
     with services.database.write() as conn:
         store.delete(conn, project_id)
+        # Its tokens end with it: a project created later under the same id is someone else's.
+        token_store.revoke_for_project(conn, project_id, timefmt.now_ts())
 
 
 def relay_key(services: Services, project_id: str) -> tuple[bool, str | None]:

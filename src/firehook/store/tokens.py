@@ -57,3 +57,10 @@ def revoke(conn: sa.Connection, token_id: str, now: str) -> bool:
 def get(conn: sa.Connection, token_id: str) -> model.Token | None:
     row = conn.execute(sa.select(tokens).where(T.id == token_id)).mappings().first()
     return _model(row) if row else None
+
+
+def revoke_for_project(conn: sa.Connection, project_id: str, now: str) -> int:
+    """Revoke every token limited to ``project_id`` (the project is being deleted)."""
+    return conn.execute(
+        tokens.update().where(T.project_id == project_id, T.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount
