@@ -1,0 +1,238 @@
+"""Activity scripts: runs per second, each in a fresh isolated context.
+
+Three measurements, with the script, activity (~50 KB) and loopback fetch target of
+``bench/scripts_bench.py`` (whose functions are reused here):
+
+- ``runtime``: ``firehook.scripts.run_script`` called in this process, 1 thread and one
+  thread per core (scripts_bench's ``_measure``); every run must succeed;
+- ``node`` (baseline, when ``node`` is installed): the same script as a new Node.js process
+  per run (Underscore loaded from firehook's vendored copy, the same ``fetch``), 1 and
+  ``nproc`` processes at a time; every process must exit 0;
+- ``serve``: end to end through ``firehook serve`` on SQLite — a script integration matching
+  every activity, activities posted through the batch endpoint, runs/s from the first post to
+  the last run recorded, every run ``complete/success``; the server's memory is sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import common, scripts_bench
+from bench.profile import Profiler
+from firehook import scripts as runtime
+
+NODE_SCRIPT = """
+const _ = require(process.env.UNDERSCORE);
+const fs = require('fs');
+const activity = JSON.parse(fs.readFileSync(process.env.ACTIVITY, 'utf8'));
+const project = {id: 'abcdefgh1234567', title: 'Bench'};
+const variables = {URL: process.env.URL};
+(async () => {
+  var commits = _.map(activity.payload.commits || [], function (c) { return c.sha.slice(0, 7); });
+  var summary = {
+    text: activity.text || activity.description,
+    type: activity.type,
+    project: project.id,
+    commits: commits,
+    size: _.size(activity.log)
+  };
+  const response = await fetch(variables.URL, {
+    method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(summary)
+  });
+  if (!response.ok) { throw new Error('status ' + response.status); }
+  console.log('sent', (await response.json()).received);
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def _underscore() -> Path:
+    return Path(runtime.__file__).resolve().parent / "vendor" / "underscore-umd.js"
+
+
+def _node(seconds: float, processes: int, env: dict[str, str], script: Path) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node is not None
+    done = 0
+    failures = 0
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker() -> None:
+        nonlocal done, failures
+        while time.perf_counter() < stop:
+            proc = subprocess.run([node, str(script)], env=env, capture_output=True, text=True, timeout=60)
+            with lock:
+                done += 1
+                if proc.returncode != 0 or not proc.stdout.startswith("sent "):
+                    failures += 1
+                    if len(errors) < 3:
+                        errors.append((proc.stderr or proc.stdout)[-300:])
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(processes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {"processes": processes, "runs": done, "failures": failures, "errors": errors,
+            "seconds": round(elapsed, 3), "runs_per_second": round(done / elapsed, 1),
+            "ms_per_run": round(elapsed * 1000 * processes / max(done, 1), 1),
+            "load_average": common.load_average()}
+
+
+async def _serve_runs(cfg: common.Config, url: str, activity: str, profiler: Profiler | None) -> dict[str, Any]:
+    runs_wanted = 1000 if not cfg.quick else 100
+    lines = 50
+    doc = json.loads(activity)
+    doc.pop("id", None)
+    doc.update(type="environment.push", state="complete", result="success")
+    ndjson = b"\n".join([common.dumps(doc)] * lines) + b"\n"
+    with common.Fleet("sqlite") as fleet:
+        api = common.Api(fleet.base_url, fleet.token)
+        await api.setup_project()
+        async with aiohttp.ClientSession() as session:
+            created = await api.call(session, "POST", f"/api/projects/{common.PROJECT}/integrations", {
+                "type": "script", "script": scripts_bench.SCRIPT, "events": ["*"], "states": ["complete"]})
+            integration = created["_embedded"]["entity"]["id"]
+            await api.call(session, "POST", f"/api/projects/{common.PROJECT}/integrations/{integration}/variables",
+                           {"name": "URL", "value": url})
+            pids = fleet.pids()
+            idle = common.idle_memory(pids["serve"])
+            posted = 0
+            problems: list[str] = []
+            profile_ctx = profiler.phase("scripts-serve-sqlite", pids) if profiler else None
+            with common.MemorySampler(pids) as memory:
+                if profile_ctx is not None:
+                    profile_ctx.__enter__()
+                try:
+                    t0 = time.monotonic()
+                    feed_deadline = t0 + cfg.fanout_feed_seconds
+                    for _ in range(math.ceil(runs_wanted / lines)):
+                        # Hold back while many runs are queued: a steady state, and a bounded end.
+                        while (posted - await asyncio.to_thread(common.finished_runs, fleet.database_url) > 200
+                               and time.monotonic() < feed_deadline):
+                            await asyncio.sleep(0.05)
+                        if time.monotonic() > feed_deadline:
+                            break
+                        headers = {"Authorization": f"Bearer {fleet.token}", "Content-Type": "application/x-ndjson"}
+                        async with session.post(f"{fleet.base_url}/api/projects/{common.PROJECT}/activities:batch",
+                                                data=ndjson, headers=headers) as response:
+                            answer = json.loads(await response.read())
+                        if response.status != 200 or answer.get("accepted") != lines:
+                            problems.append(f"batch answered {response.status}: {str(answer)[:300]}")
+                            break
+                        posted += lines
+                    drain_deadline = time.monotonic() + cfg.fanout_drain_seconds
+                    timed_out = False
+                    while True:
+                        if await asyncio.to_thread(common.finished_runs, fleet.database_url) >= posted:
+                            break
+                        if time.monotonic() > drain_deadline:
+                            timed_out = True
+                            break
+                        fleet.check_alive()
+                        await asyncio.sleep(0.05)
+                    seconds = time.monotonic() - t0
+                finally:
+                    if profile_ctx is not None:
+                        profile_ctx.__exit__(None, None, None)
+        counts = await asyncio.to_thread(common.store_counts, fleet.database_url)
+        common.dispose_cached()
+    if timed_out:
+        problems.append(f"only {counts['runs_finished']} of {posted} runs finished in time")
+    if counts["runs_by_state"] != {"complete/success": posted}:
+        problems.append(f"runs by state/result: {counts['runs_by_state']}, expected {posted} complete/success")
+    return {
+        "database": "sqlite",
+        "runs": posted,
+        "seconds": round(seconds, 3),
+        "runs_per_second": round(posted / seconds, 1) if not problems else None,
+        "runs_per_second_unchecked": round(posted / seconds, 1),
+        "memory_idle": idle,
+        "memory": memory.peaks(),
+        "load_average": common.load_average(),
+        "ok": not problems,
+        "problems": problems,
+    }
+
+
+def run(cfg: common.Config, profiler: Profiler | None = None) -> dict[str, Any]:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.get_context("fork").Process(target=scripts_bench._serve, args=(sending,), daemon=True)
+    server.start()
+    out: dict[str, Any] = {}
+    try:
+        port = receiving.recv()
+        url = f"http://127.0.0.1:{port}/hook"
+        activity = scripts_bench._activity()
+        limits = runtime.ScriptLimits(timeout=10.0)
+        variables = {"URL": url}
+
+        def one() -> runtime.ScriptOutcome:
+            return runtime.run_script(
+                scripts_bench.SCRIPT, activity_json=activity,
+                project={"id": "abcdefgh1234567", "title": "Bench"}, variables=variables,
+                storage=runtime.MemoryStorage(), limits=limits, log=lambda line: None,
+                outbound_allow=("127.0.0.1/32",),
+            )
+
+        first = one()
+        if not first.success:
+            raise common.BenchError(f"the benchmark script failed: {first.error}")
+        warm = time.perf_counter()
+        while time.perf_counter() - warm < 0.5:
+            one()
+        cores = os.cpu_count() or 1
+        measured = [scripts_bench._measure(1, cfg.scripts_seconds, one)]
+        if cores > 1:
+            measured.append(scripts_bench._measure(cores, cfg.scripts_seconds, one))
+        for m in measured:
+            m["ok"] = m["failures"] == 0
+        out["activity_bytes"] = len(activity)
+        out["runtime"] = {f"{m['threads']}": m for m in measured}
+        out["runtime_memory_mib"] = common.idle_memory(os.getpid())
+
+        if shutil.which("node"):
+            with tempfile.TemporaryDirectory(prefix="firehook-bench-node-") as tmp:
+                script = Path(tmp) / "script.js"
+                script.write_text(NODE_SCRIPT)
+                activity_file = Path(tmp) / "activity.json"
+                activity_file.write_text(activity)
+                env = {"PATH": os.environ.get("PATH", ""), "UNDERSCORE": str(_underscore()),
+                       "ACTIVITY": str(activity_file), "URL": url}
+                _node(min(1.0, cfg.node_seconds), 1, env, script)  # warm the file cache
+                node_runs = [_node(cfg.node_seconds, 1, env, script)]
+                if cores > 1:
+                    node_runs.append(_node(cfg.node_seconds, cores, env, script))
+                for m in node_runs:
+                    m["ok"] = m["failures"] == 0
+                out["node"] = {f"{m['processes']}": m for m in node_runs}
+        else:
+            out["node"] = None
+        try:
+            out["serve"] = common.run(_serve_runs(cfg, url, activity, profiler))
+        except common.BenchError as exc:
+            out["serve"] = {"ok": False, "error": str(exc), "problems": [str(exc)]}
+    finally:
+        server.terminate()
+        server.join(5)
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(common.Config.quick_config()), indent=2))
