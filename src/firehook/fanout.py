@@ -136,8 +136,24 @@ def listens_to_runs(integration: model.Integration) -> bool:
     return integration.enabled and any(e.startswith(RUN_PREFIX) for e in integration.events)
 
 
+class Listeners:
+    """Per project, the enabled integrations that list ``integration.*`` events — read once per
+    transaction, since every run state change asks."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self._by_project: dict[str, list[model.Integration]] = {}
+
+    def of(self, project_id: str) -> list[model.Integration]:
+        if project_id not in self._by_project:
+            self._by_project[project_id] = [
+                i for i in integration_store.list_for(self.conn, project_id, enabled_only=True) if listens_to_runs(i)]
+        return self._by_project[project_id]
+
+
 def run_reached_state(conn: sa.Connection, public_url: str, project_id: str, run_pk: int,
-                      run_doc: dict[str, Any], source_type: str) -> list[dict[str, Any]]:
+                      run_doc: dict[str, Any], source_type: str,
+                      listeners: Listeners | None = None) -> list[dict[str, Any]]:
     """Fan a run's new state out to the integrations that listen to ``integration.*``.
 
     Nothing happens for a run whose source is itself a run (no chains), and an integration
@@ -145,12 +161,12 @@ def run_reached_state(conn: sa.Connection, public_url: str, project_id: str, run
     """
     if source_type.startswith(RUN_PREFIX):
         return []
-    listeners = [i for i in integration_store.list_for(conn, project_id, enabled_only=True)
-                 if listens_to_runs(i) and i.id != run_doc.get("integration")]
-    if not listeners:
+    candidates = (listeners or Listeners(conn)).of(project_id)
+    others = [i for i in candidates if i.id != run_doc.get("integration")]
+    if not others:
         return []
     state = run_doc["state"]
-    targets = matching.matching(listeners, run_doc, state)
+    targets = matching.matching(others, run_doc, state)
     if not targets or state in store.snapshot_states(conn, run_pk):
         return []
     snapshot_pk = store.insert_snapshot(conn, run_pk, state, jsonutil.dumps(run_doc), timefmt.now_ts())

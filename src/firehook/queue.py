@@ -138,6 +138,22 @@ def complete(conn: sa.Connection, job_pk: int, owner: str) -> bool:
     return conn.execute(jobs.delete().where(J.pk == job_pk, J.lease_owner == owner)).rowcount > 0
 
 
+def held(conn: sa.Connection, job_pks: Collection[int], owner: str) -> set[int]:
+    """Of ``job_pks``, those ``owner`` still holds."""
+    if not job_pks:
+        return set()
+    return set(conn.execute(sa.select(J.pk).where(J.pk.in_(list(job_pks)), J.lease_owner == owner)).scalars())
+
+
+def complete_many(conn: sa.Connection, job_pks: Collection[int], owner: str) -> set[int]:
+    """Remove finished jobs ``owner`` still holds; returns those removed (only they may record)."""
+    if not job_pks:
+        return set()
+    # One statement: checking and deleting apart would let a lease change hands in between.
+    deleted = conn.execute(jobs.delete().where(J.pk.in_(list(job_pks)), J.lease_owner == owner).returning(J.pk))
+    return set(deleted.scalars())
+
+
 def retry_at(conn: sa.Connection, job_pk: int, owner: str, when: float) -> bool:
     """Release the job to be claimed again at ``when``."""
     result = conn.execute(

@@ -1,8 +1,10 @@
-"""Recording what happens to a run: started, log lines, attempts, finished or retried.
+"""Recording what happens to runs: started, log lines, attempts, finished or retried.
 
-Every outcome is written only while the worker still holds the job's lease, in the same
-transaction that releases it, so a worker that lost its lease never overwrites the work of
-the worker that took over.
+The worker records in batches — every run it claimed in one round is started in one
+transaction, and finished runs are recorded a group per transaction — because a transaction
+per step per run costs far more than the steps themselves. Every outcome is still written only
+while the worker holds the job's lease, in the transaction that releases it, so a worker that
+lost its lease never overwrites the work of the worker that took over.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import sqlalchemy as sa
 
 from firehook import fanout, model, queue, timefmt
 from firehook.store import activities as store
@@ -21,77 +25,16 @@ from firehook.store import projects as project_store
 
 @dataclasses.dataclass
 class Loaded:
-    """Everything an executor needs for one run, read in one transaction."""
+    """Everything an executor needs for one run."""
 
     run_doc: dict[str, Any]
     project: dict[str, Any]
-    integration: model.Integration | None
+    integration: model.Integration | None  # None: deleted since the run was queued
     variables: list[model.Variable]
     body: str
     attempt: int  # the number of the attempt about to be made (1-based)
-
-
-def load(database: dbmod.Database, job: model.Job) -> Loaded | None:
-    with database.read() as conn:
-        row = store.find_by_pk(conn, job.run_pk)
-        run = store.get_run(conn, job.run_pk)
-        if row is None or run is None:
-            return None
-        integration = integration_store.get_by_id(conn, run["integration_id"])
-        variables = integration_store.list_variables(conn, run["integration_id"]) if integration else []
-        project = project_store.get(conn, job.project)
-        body = store.snapshot_body(conn, run["snapshot_pk"])
-    project_doc = dict(project["doc"]) if project else {"id": job.project}
-    if project:
-        project_doc.setdefault("id", project["id"])
-        project_doc.setdefault("title", project["title"])
-    return Loaded(run_doc=row["doc"], project=project_doc, integration=integration, variables=variables,
-                  body=body, attempt=int(run["attempts"]) + 1)
-
-
-def start(database: dbmod.Database, job: model.Job, owner: str, public_url: str = "") -> bool:
-    """Mark the run in progress and count the attempt; False when the lease was lost."""
-    now = time.time()
-    stamp = timefmt.from_epoch(now)
-    with database.write() as conn:
-        if not queue.holds(conn, job.id, owner):
-            return False
-        row = store.find_by_pk(conn, job.run_pk)
-        run = store.get_run(conn, job.run_pk)
-        if row is None or run is None:
-            return False
-        attempts = int(run["attempts"]) + 1
-        doc = row["doc"]
-        if doc["state"] != "in_progress":
-            doc["state"] = "in_progress"
-            doc["started_at"] = doc.get("started_at") or stamp
-        timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
-        timings.setdefault("wait", round(now - float(run["queued_at"]), 3))
-        doc["timings"] = timings
-        doc["parameters"]["attempts"] = attempts
-        doc["updated_at"] = stamp
-        store.save(conn, job.run_pk, doc)
-        store.update_run(conn, job.run_pk, attempts=attempts, started_at=run["started_at"] or now)
-        if attempts == 1:
-            _reached(conn, public_url, job, doc)
-    return True
-
-
-def _reached(conn: Any, public_url: str, job: model.Job, doc: dict[str, Any]) -> None:
-    """The run reached a state: integrations listening to ``integration.*`` may get runs (the
-    worker polls again as soon as this run is done, so they start promptly)."""
-    fanout.run_reached_state(conn, public_url, job.project, job.run_pk, doc,
-                             str(doc.get("parameters", {}).get("activity_type", "")))
-
-
-def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
-    """Write buffered log lines of several runs in one transaction."""
-    batches = [(pk, lines) for pk, lines in batches if lines]
-    if not batches:
-        return
-    with database.write() as conn:
-        for run_pk, lines in batches:
-            store.append_logs(conn, run_pk, lines)
+    queued_at: float = 0.0
+    started_at: float | None = None  # set once the run has started
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,27 +46,141 @@ class Health:
     integration_id: str
 
 
-def _track(conn: Any, health: Health | None, now: float) -> str | None:
+@dataclasses.dataclass
+class Finished:
+    """What an execution leaves to record: a final result, or an attempt to make again."""
+
+    job: model.Job
+    result: str = model.Result.FAILURE.value
+    retry_at: float | None = None
+    logs: Sequence[tuple[str, str]] = ()
+    attempt: model.Attempt | None = None
+    health: Health | None = None
+    # The run as started, when the caller holds it: the lease means nobody else changed it
+    # since, so recording need not read it back.
+    started: Loaded | None = None
+
+
+def _project_doc(row: dict[str, Any] | None, project_id: str) -> dict[str, Any]:
+    if row is None:
+        return {"id": project_id}
+    doc = dict(row["doc"])
+    doc.setdefault("id", row["id"])
+    doc.setdefault("title", row["title"])
+    return doc
+
+
+def load(database: dbmod.Database, job: model.Job) -> Loaded | None:
+    """Read one run as an executor would get it (without starting it)."""
+    with database.read() as conn:
+        return _load(conn, [job]).get(job.id)
+
+
+def _load(conn: sa.Connection, jobs: Sequence[model.Job]) -> dict[int, Loaded]:
+    rows = store.find_many_by_pk(conn, [j.run_pk for j in jobs])
+    runs = store.get_runs(conn, [j.run_pk for j in jobs])
+    integrations = integration_store.get_many(conn, {r["integration_id"] for r in runs.values()})
+    variables = integration_store.variables_for_many(conn, integrations)
+    projects = project_store.get_many(conn, {j.project for j in jobs})
+    bodies = store.snapshot_bodies(conn, [r["snapshot_pk"] for r in runs.values()])
+    out: dict[int, Loaded] = {}
+    for job in jobs:
+        row, run = rows.get(job.run_pk), runs.get(job.run_pk)
+        if row is None or run is None:
+            continue
+        integration = integrations.get(run["integration_id"])
+        out[job.id] = Loaded(run_doc=row["doc"], project=_project_doc(projects.get(job.project), job.project),
+                             integration=integration,
+                             variables=variables.get(integration.id, []) if integration else [],
+                             body=bodies[run["snapshot_pk"]], attempt=int(run["attempts"]) + 1,
+                             queued_at=float(run["queued_at"]), started_at=run["started_at"])
+    return out
+
+
+def start_many(database: dbmod.Database, jobs: Sequence[model.Job], owner: str,
+               public_url: str = "") -> dict[int, Loaded]:
+    """Mark claimed runs in progress, count their attempt, and load what the executors need —
+    one transaction for all. Jobs whose lease was lost, or whose run is gone, are left out."""
+    now = time.time()
+    stamp = timefmt.from_epoch(now)
+    with database.write() as conn:
+        mine = queue.held(conn, [j.id for j in jobs], owner)
+        loaded = _load(conn, [j for j in jobs if j.id in mine])
+        by_id = {j.id: j for j in jobs}
+        saves, started, first = [], [], []
+        for job_id, item in loaded.items():
+            if item.integration is None:
+                continue
+            job, doc = by_id[job_id], item.run_doc
+            if doc["state"] != "in_progress":
+                doc["state"] = "in_progress"
+                doc["started_at"] = doc.get("started_at") or stamp
+            timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
+            timings.setdefault("wait", round(now - item.queued_at, 3))
+            doc["timings"] = timings
+            doc["parameters"]["attempts"] = item.attempt
+            doc["updated_at"] = stamp
+            item.started_at = item.started_at or now
+            saves.append((job.run_pk, doc))
+            started.append((job.run_pk, item.attempt, item.started_at))
+            if item.attempt == 1:
+                first.append((job, doc))
+        store.save_many(conn, saves)
+        store.mark_started(conn, started)
+        listeners = fanout.Listeners(conn)
+        for job, doc in first:
+            _reached(conn, public_url, job, doc, listeners)
+    return loaded
+
+
+def start(database: dbmod.Database, job: model.Job, owner: str, public_url: str = "") -> bool:
+    """Start one run; False when the lease was lost."""
+    return job.id in start_many(database, [job], owner, public_url)
+
+
+def _reached(conn: sa.Connection, public_url: str, job: model.Job, doc: dict[str, Any],
+             listeners: fanout.Listeners) -> None:
+    """The run reached a state: integrations listening to ``integration.*`` may get runs (the
+    worker polls again as soon as this run is done, so they start promptly)."""
+    fanout.run_reached_state(conn, public_url, job.project, job.run_pk, doc,
+                             str(doc.get("parameters", {}).get("activity_type", "")), listeners)
+
+
+def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
+    """Write buffered log lines of several runs in one transaction."""
+    batches = [(pk, lines) for pk, lines in batches if lines]
+    if batches:
+        with database.write() as conn:
+            store.append_logs_many(conn, batches)
+
+
+def _track(conn: sa.Connection, health: Health | None, now: float,
+           seen: dict[str, model.Integration | None]) -> str | None:
     """Update the failure streak; returns the reason when this attempt disables the integration."""
     if health is None:
         return None
-    item = integration_store.get_by_id(conn, health.integration_id)
+    if health.integration_id not in seen:
+        seen[health.integration_id] = integration_store.get_by_id(conn, health.integration_id)
+    item = seen[health.integration_id]
     if item is None or not item.enabled:
         return None
+    changed: model.Integration | None = None
+    reason = None
     if health.ok:
         if item.failing_since is not None:
-            integration_store.save(conn, dataclasses.replace(item, failing_since=None))
-        return None
-    if item.failing_since is None:
-        integration_store.save(conn, dataclasses.replace(item, failing_since=timefmt.from_epoch(now)))
-        return None
-    failing_for = now - timefmt.to_epoch(item.failing_since)
-    if health.disable_after <= 0 or failing_for < health.disable_after:
-        return None
-    reason = (f"every delivery failed since {item.failing_since} ({failing_for:.0f} s, "
-              f"limit {health.disable_after:.0f} s)")
-    integration_store.save(conn, dataclasses.replace(item, enabled=False, disabled_reason=reason,
-                                                     updated_at=timefmt.from_epoch(now)))
+            changed = dataclasses.replace(item, failing_since=None)
+    elif item.failing_since is None:
+        changed = dataclasses.replace(item, failing_since=timefmt.from_epoch(now))
+    else:
+        failing_for = now - timefmt.to_epoch(item.failing_since)
+        if 0 < health.disable_after <= failing_for:
+            reason = (f"every delivery failed since {item.failing_since} ({failing_for:.0f} s, "
+                      f"limit {health.disable_after:.0f} s)")
+            changed = dataclasses.replace(item, enabled=False, disabled_reason=reason,
+                                          updated_at=timefmt.from_epoch(now))
+    if changed is not None:
+        integration_store.save(conn, changed)
+        seen[health.integration_id] = changed
     return reason
 
 
@@ -134,47 +191,58 @@ def _disabled_line(reason: str | None, stamp: str) -> list[tuple[str, str]]:
                     "recorded as skipped runs; enable it again to resume, and replay what it missed.")]
 
 
-def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,
-           logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None,
-           public_url: str = "", health: Health | None = None) -> bool:
-    """Record the final outcome and remove the job; False (nothing written) if the lease was lost."""
+def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
+                public_url: str = "") -> set[int]:
+    """Record outcomes in one transaction; returns the ids of the jobs recorded (the others'
+    leases were lost: another worker owns them now, and nothing of them is written)."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
     with database.write() as conn:
-        if not queue.complete(conn, job.id, owner):
-            return False
-        logs = list(logs) + _disabled_line(_track(conn, health, now), stamp)
-        store.append_logs(conn, job.run_pk, logs)
-        if attempt is not None:
-            store.insert_attempt(conn, job.run_pk, attempt)
-        row = store.find_by_pk(conn, job.run_pk)
-        run = store.get_run(conn, job.run_pk)
-        if row is None or run is None:
-            return True
-        doc = row["doc"]
-        doc.update({"state": "complete", "result": result, "completed_at": stamp, "updated_at": stamp,
-                    "completion_percent": 100})
-        timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
-        if run["started_at"] is not None:
-            timings["execute"] = round(now - float(run["started_at"]), 3)
-        timings.setdefault("wait", round((run["started_at"] or now) - float(run["queued_at"]), 3))
-        doc["timings"] = timings
-        store.save(conn, job.run_pk, doc)
-        store.update_run(conn, job.run_pk, finished=True)
-        _reached(conn, public_url, job, doc)
-    return True
+        recorded = queue.complete_many(conn, [i.job.id for i in items if i.retry_at is None], owner)
+        for item in items:
+            if item.retry_at is not None and queue.retry_at(conn, item.job.id, owner, item.retry_at):
+                recorded.add(item.job.id)
+        kept = [i for i in items if i.job.id in recorded]
+        seen: dict[str, model.Integration | None] = {}
+        store.append_logs_many(conn, [
+            (i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept])
+        store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
+        final = [i for i in kept if i.retry_at is None]
+        unknown = [i.job.run_pk for i in final if i.started is None]
+        read = _load(conn, [i.job for i in final if i.started is None]) if unknown else {}
+        saves = []
+        for item in final:
+            run = item.started or read.get(item.job.id)
+            if run is None:
+                continue
+            doc = run.run_doc
+            doc.update({"state": "complete", "result": item.result, "completed_at": stamp, "updated_at": stamp,
+                        "completion_percent": 100})
+            timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
+            if run.started_at is not None:
+                timings["execute"] = round(now - float(run.started_at), 3)
+            timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
+            doc["timings"] = timings
+            saves.append((item.job, doc))
+        store.save_many(conn, [(job.run_pk, doc) for job, doc in saves])
+        store.mark_finished(conn, [job.run_pk for job, _ in saves])
+        listeners = fanout.Listeners(conn)
+        for job, doc in saves:
+            _reached(conn, public_url, job, doc, listeners)
+    return recorded
+
+
+def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,
+           logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None,
+           public_url: str = "", health: Health | None = None) -> bool:
+    """Record one final outcome; False (nothing written) if the lease was lost."""
+    item = Finished(job=job, result=result, logs=logs, attempt=attempt, health=health)
+    return job.id in finish_many(database, [item], owner, public_url)
 
 
 def retry(database: dbmod.Database, job: model.Job, owner: str, when: float, *,
           logs: Sequence[tuple[str, str]] = (), attempt: model.Attempt | None = None,
           health: Health | None = None) -> bool:
     """Record an attempt that will be made again at ``when``; the run stays in progress."""
-    now = time.time()
-    with database.write() as conn:
-        if not queue.retry_at(conn, job.id, owner, when):
-            return False
-        logs = list(logs) + _disabled_line(_track(conn, health, now), timefmt.from_epoch(now))
-        store.append_logs(conn, job.run_pk, logs)
-        if attempt is not None:
-            store.insert_attempt(conn, job.run_pk, attempt)
-    return True
+    item = Finished(job=job, retry_at=when, logs=logs, attempt=attempt, health=health)
+    return job.id in finish_many(database, [item], owner)

@@ -24,6 +24,8 @@ from firehook.store import db as dbmod
 
 log = logging.getLogger("firehook.worker")
 
+RECORD_GROUP = 500
+
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
@@ -85,6 +87,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._log_lock = asyncio.Lock()
+        self._outcomes: asyncio.Queue[tuple[recording.Finished, asyncio.Future[bool]]] = asyncio.Queue()
         self.completed = 0
 
     def wake(self) -> None:
@@ -98,7 +101,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down cleanly."""
         self._loop = asyncio.get_running_loop()
-        helpers = [asyncio.create_task(self._renew_loop()), asyncio.create_task(self._flush_loop())]
+        helpers = [asyncio.create_task(self._renew_loop()), asyncio.create_task(self._flush_loop()),
+                   asyncio.create_task(self._record_loop())]
         stopper = asyncio.create_task(stop.wait())
         log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
         try:
@@ -135,9 +139,16 @@ class Worker:
                 continue
             jobs = await asyncio.to_thread(queue.claim, self.database, self.owner, [kind], free,
                                            self.settings.lease_seconds)
+            if not jobs:
+                continue
+            # One transaction starts them all (in progress, attempt counted) and loads their inputs.
+            loaded = await asyncio.to_thread(recording.start_many, self.database, jobs, self.owner, self.public_url)
             for job in jobs:
+                item = loaded.get(job.id)
+                if item is None:  # lost the lease already, or the run is gone
+                    continue
                 self._per_kind[kind] += 1
-                task = asyncio.create_task(self._execute(job, executor))
+                task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
                 task.add_done_callback(lambda _t, job=job: self._done(job))
             total += len(jobs)
@@ -148,15 +159,12 @@ class Worker:
         self._per_kind[job.kind] -= 1
         self._wake.set()
 
-    async def _execute(self, job: model.Job, executor: Executor) -> None:
+    async def _execute(self, job: model.Job, executor: Executor, loaded: recording.Loaded) -> None:
         try:
-            loaded = await asyncio.to_thread(recording.load, self.database, job)
-            if loaded is None or loaded.integration is None:
+            if loaded.integration is None:
                 reason = "the integration was deleted before this run could execute"
-                await asyncio.to_thread(recording.finish, self.database, job, self.owner, "failure",
-                                        logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")])
-                return
-            if not await asyncio.to_thread(recording.start, self.database, job, self.owner, self.public_url):
+                await self._record(recording.Finished(
+                    job=job, logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")]), loaded)
                 return
             created = loaded.run_doc.get("created_at")
             if loaded.attempt == 1 and isinstance(created, str):
@@ -178,25 +186,45 @@ class Worker:
                 health = recording.Health(ok=status is not None and 200 <= status < 300,
                                           disable_after=float(self.settings.webhook_disable_after),
                                           integration_id=ctx.integration.id)
-            if outcome.retry_at is not None:
-                ok = await asyncio.to_thread(recording.retry, self.database, job, self.owner, outcome.retry_at,
-                                             logs=lines, attempt=outcome.attempt, health=health)
-            else:
-                ok = await asyncio.to_thread(recording.finish, self.database, job, self.owner, outcome.result,
-                                             logs=lines, attempt=outcome.attempt, public_url=self.public_url,
-                                             health=health)
-            if ok:
-                self.completed += 1
-                _observe(job, loaded, outcome)
-                log.info("event=run.%s run=%s integration=%s result=%s", "retry" if outcome.retry_at else "complete",
-                         job.run_id, ctx.integration.id, outcome.result)
-            else:
-                log.warning("event=run.lease_lost run=%s: another worker took it over", job.run_id)
+            await self._record(recording.Finished(job=job, result=outcome.result, retry_at=outcome.retry_at,
+                                                  logs=lines, attempt=outcome.attempt, health=health,
+                                                  started=loaded), loaded)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Recording failed (database down?): the lease will expire and the run be retried.
             log.exception("event=run.record_failed run=%s", job.run_id)
+
+    async def _record(self, item: recording.Finished, loaded: recording.Loaded) -> None:
+        """Hand an outcome to the recorder and wait until it is written (or refused)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outcomes.put_nowait((item, done))
+        if await done:
+            self.completed += 1
+            _observe(item, loaded)
+            log.info("event=run.%s run=%s integration=%s result=%s", "retry" if item.retry_at else "complete",
+                     item.job.run_id, loaded.integration.id if loaded.integration else "-", item.result)
+        else:
+            log.warning("event=run.lease_lost run=%s: another worker took it over", item.job.run_id)
+
+    async def _record_loop(self) -> None:
+        """Write outcomes a group per transaction: all that are waiting when the last write ends."""
+        while True:
+            first = await self._outcomes.get()
+            group = [first]
+            while not self._outcomes.empty() and len(group) < RECORD_GROUP:
+                group.append(self._outcomes.get_nowait())
+            try:
+                recorded = await asyncio.to_thread(recording.finish_many, self.database, [i for i, _ in group],
+                                                   self.owner, self.public_url)
+            except Exception as exc:
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for item, done in group:
+                if not done.done():
+                    done.set_result(item.job.id in recorded)
 
     async def _renew_loop(self) -> None:
         interval = max(0.5, self.settings.lease_seconds / 3)
@@ -249,13 +277,13 @@ class Worker:
 
 
 
-def _observe(job: model.Job, loaded: recording.Loaded, outcome: Outcome) -> None:
-    run_type = "integration." + job.kind
-    if outcome.attempt is not None:
-        ok = outcome.attempt.status is not None and 200 <= outcome.attempt.status < 300
-        metrics.ATTEMPTS.labels("success" if ok else ("retry" if outcome.retry_at else "failure")).inc()
-    if outcome.retry_at is None:
-        metrics.RUNS.labels(run_type, outcome.result).inc()
+def _observe(item: recording.Finished, loaded: recording.Loaded) -> None:
+    run_type = "integration." + item.job.kind
+    if item.attempt is not None:
+        ok = item.attempt.status is not None and 200 <= item.attempt.status < 300
+        metrics.ATTEMPTS.labels("success" if ok else ("retry" if item.retry_at else "failure")).inc()
+    if item.retry_at is None:
+        metrics.RUNS.labels(run_type, item.result).inc()
         created = loaded.run_doc.get("created_at")
         if isinstance(created, str):
             metrics.LATENCY.labels(run_type).observe(max(0.0, time.time() - timefmt.to_epoch(created)))

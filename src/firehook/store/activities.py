@@ -158,13 +158,7 @@ def runs_of(conn: sa.Connection, source_pk: int) -> list[dict[str, Any]]:
 
 def append_logs(conn: sa.Connection, run_pk: int, lines: Sequence[tuple[str, str]]) -> None:
     """Append log lines ``(timestamp, message)``; numbering continues from the last line."""
-    if not lines:
-        return
-    last = conn.execute(sa.select(sa.func.max(L.n)).where(L.run_pk == run_pk)).scalar_one()
-    start = (last or 0) + 1
-    conn.execute(run_logs.insert(), [
-        {"run_pk": run_pk, "n": start + i, "timestamp": ts, "message": msg} for i, (ts, msg) in enumerate(lines)
-    ])
+    append_logs_many(conn, [(run_pk, lines)])
 
 
 def logs_after(conn: sa.Connection, run_pk: int, after: int = 0, limit: int = 1000) -> list[tuple[int, str, str]]:
@@ -175,13 +169,86 @@ def logs_after(conn: sa.Connection, run_pk: int, after: int = 0, limit: int = 10
 
 
 def insert_attempt(conn: sa.Connection, run_pk: int, attempt: model.Attempt) -> None:
-    conn.execute(attempts.insert().values(
-        run_pk=run_pk, number=attempt.number, started_at=attempt.started_at, duration_ms=attempt.duration_ms,
-        status=attempt.status, response=attempt.response, error=attempt.error,
-    ))
+    insert_attempts(conn, [(run_pk, attempt)])
 
 
 def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
     rows = conn.execute(sa.select(attempts).where(AT.run_pk == run_pk).order_by(AT.number)).mappings()
     return [model.Attempt(number=r["number"], started_at=r["started_at"], duration_ms=r["duration_ms"],
                           status=r["status"], response=r["response"], error=r["error"]) for r in rows]
+
+
+# --- batches, for the worker: one statement per table for many runs --------------------------
+
+_SAVE_MANY = activities.update().where(A.pk == sa.bindparam("b_pk")).values(
+    state=sa.bindparam("b_state"), result=sa.bindparam("b_result"), updated_at=sa.bindparam("b_updated_at"),
+    doc=sa.bindparam("b_doc"),
+)
+_STARTED_MANY = runs.update().where(R.pk == sa.bindparam("b_pk")).values(
+    attempts=sa.bindparam("b_attempts"), started_at=sa.bindparam("b_started_at"))
+_FINISHED_MANY = runs.update().where(R.pk == sa.bindparam("b_pk")).values(finished=True)
+_INSERT_LOG = run_logs.insert()
+_INSERT_ATTEMPT = attempts.insert()
+
+
+def find_many_by_pk(conn: sa.Connection, pks: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not pks:
+        return {}
+    rows = conn.execute(sa.select(activities).where(A.pk.in_(list(pks)))).mappings()
+    return {int(r["pk"]): _row(r) for r in rows}
+
+
+def get_runs(conn: sa.Connection, pks: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not pks:
+        return {}
+    return {int(r["pk"]): dict(r) for r in conn.execute(sa.select(runs).where(R.pk.in_(list(pks)))).mappings()}
+
+
+def snapshot_bodies(conn: sa.Connection, snapshot_pks: Sequence[int]) -> dict[int, str]:
+    if not snapshot_pks:
+        return {}
+    rows = conn.execute(sa.select(S.pk, S.body).where(S.pk.in_(list(set(snapshot_pks)))))
+    return {int(pk): body for pk, body in rows}
+
+
+def save_many(conn: sa.Connection, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Write several run documents (their state, result and timestamps follow the document)."""
+    if docs:
+        conn.execute(_SAVE_MANY, [{"b_pk": pk, "b_state": d["state"], "b_result": d.get("result"),
+                                   "b_updated_at": d["updated_at"], "b_doc": jsonutil.dumps(d)} for pk, d in docs])
+
+
+def mark_started(conn: sa.Connection, rows: Sequence[tuple[int, int, float]]) -> None:
+    """``(run pk, attempts, started_at)`` each."""
+    if rows:
+        conn.execute(_STARTED_MANY, [{"b_pk": pk, "b_attempts": n, "b_started_at": at} for pk, n, at in rows])
+
+
+def mark_finished(conn: sa.Connection, pks: Sequence[int]) -> None:
+    if pks:
+        conn.execute(_FINISHED_MANY, [{"b_pk": pk} for pk in pks])
+
+
+def append_logs_many(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
+    """Append log lines to several runs; each run's numbering continues from its last line."""
+    batches = [(pk, lines) for pk, lines in batches if lines]
+    if not batches:
+        return
+    pks = list({pk for pk, _ in batches})
+    last = dict(conn.execute(
+        sa.select(L.run_pk, sa.func.max(L.n)).where(L.run_pk.in_(pks)).group_by(L.run_pk)).all())
+    rows = []
+    for pk, lines in batches:
+        n = int(last.get(pk) or 0)
+        for ts, msg in lines:
+            n += 1
+            rows.append({"run_pk": pk, "n": n, "timestamp": ts, "message": msg})
+        last[pk] = n
+    conn.execute(_INSERT_LOG, rows)
+
+
+def insert_attempts(conn: sa.Connection, rows: Sequence[tuple[int, model.Attempt]]) -> None:
+    if rows:
+        conn.execute(_INSERT_ATTEMPT, [
+            {"run_pk": pk, "number": a.number, "started_at": a.started_at, "duration_ms": a.duration_ms,
+             "status": a.status, "response": a.response, "error": a.error} for pk, a in rows])

@@ -75,6 +75,13 @@ _LIST = sa.select(integrations).where(IC.project_id == sa.bindparam("p")).order_
 _LIST_ENABLED = _LIST.where(IC.enabled.is_(True))
 
 
+def get_many(conn: sa.Connection, integration_ids: Iterable[str]) -> dict[str, model.Integration]:
+    ids = list(set(integration_ids))
+    if not ids:
+        return {}
+    return {r["id"]: to_model(r) for r in conn.execute(sa.select(integrations).where(IC.id.in_(ids))).mappings()}
+
+
 def list_for(conn: sa.Connection, project_id: str, *, enabled_only: bool = False) -> list[model.Integration]:
     query = _LIST_ENABLED if enabled_only else _LIST
     return [to_model(r) for r in conn.execute(query, {"p": project_id}).mappings()]

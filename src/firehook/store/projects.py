@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,3 +55,10 @@ def _row(row: Any) -> dict[str, Any]:
     out = dict(row)
     out["doc"] = jsonutil.loads(out["doc"])
     return out
+
+
+def get_many(conn: sa.Connection, project_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = list(set(project_ids))
+    if not ids:
+        return {}
+    return {r["id"]: _row(r) for r in conn.execute(sa.select(projects).where(T.id.in_(ids))).mappings()}
