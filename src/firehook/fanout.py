@@ -71,7 +71,8 @@ def new_run_doc(public_url: str, project_id: str, integration: model.Integration
 
 
 def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
-                state: str, snapshot_pk: int, targets: Sequence[model.Integration]) -> list[dict[str, Any]]:
+                state: str, snapshot_pk: int, targets: Sequence[model.Integration],
+                clock: queue.FairClock | None = None) -> list[dict[str, Any]]:
     """One run (activity + run row + job) per target integration, in the caller's transaction.
 
     Written with one multi-row statement per table, whatever the number of targets.
@@ -90,7 +91,7 @@ def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk
     queue.enqueue_many(conn, [
         {"run_pk": pk, "project_id": project_id, "kind": i.type, "ordering_key": queue.ordering_key(i, source_pk, envs),
          "run_at": epoch} for pk, i in zip(pks, targets, strict=True)
-    ])
+    ], clock)
     return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": state}
             for doc, i in zip(docs, targets, strict=True)]
 
@@ -123,12 +124,13 @@ def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: 
 
 
 def fan_out(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
-            state: str, snapshot_pk: int, integrations: Sequence[model.Integration]) -> list[dict[str, Any]]:
+            state: str, snapshot_pk: int, integrations: Sequence[model.Integration],
+            clock: queue.FairClock | None = None) -> list[dict[str, Any]]:
     """Runs for the enabled integrations that match, skipped runs for the auto-disabled ones."""
     live = matching.matching([i for i in integrations if i.enabled], source, state)
     asleep = [i for i in integrations if i.auto_disabled
               and matching.matches(dataclasses.replace(i, enabled=True), source, state)]
-    return (create_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, live)
+    return (create_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, live, clock)
             + skip_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, asleep))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import model, queue, recording
-from firehook.service import integrations, intake, projects
+from firehook.service import intake, integrations, projects
 from firehook.store import schema
 
 
@@ -175,3 +175,20 @@ def test_an_idle_project_does_not_jump_the_queue_by_its_history(services: Any, a
         intake.ingest(services, admin, "a", {"type": "environment.push"})
     order = [j.project for j in queue.claim(services.database, "w", ["webhook"], 4, 30)]
     assert "a" in order and "b" in order, order
+
+
+def test_fair_tags_hold_for_batches(services: Any, admin: model.Token) -> None:
+    import json
+
+    for pid in ("big", "small"):
+        projects.create(services, admin, {"id": pid, "title": pid})
+        integrations.create(services, admin, pid, {"type": "webhook", "url": "http://127.0.0.1:9/x"})
+    line = json.dumps({"type": "environment.push"}).encode()
+    intake.ingest_batch(services, admin, "big", b"\n".join([line] * 40))
+    intake.ingest_batch(services, admin, "small", b"\n".join([line] * 3))
+    intake.ingest_batch(services, admin, "big", b"\n".join([line] * 5))  # the clock was written back
+    first = queue.claim(services.database, "w", ["webhook"], 7, 30)
+    assert sorted(j.project for j in first) == ["big"] * 4 + ["small"] * 3
+    with services.database.read() as conn:
+        tags = sorted(conn.execute(sa.select(schema.jobs.c.fair_tag)).scalars())
+    assert len(tags) == 48 and tags[-1] == 45  # 40 + 5 for "big", in one sequence

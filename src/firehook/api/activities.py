@@ -7,8 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from firehook import metrics, model, validation
 from firehook.api.http import (
@@ -46,8 +46,8 @@ async def create_activity(project: str, request: Request) -> Any:
     # Authenticated and written by the group-commit writer, in the transaction that stores it.
     accepted = await asyncio.wrap_future(request.app.state.group_commit.submit(header, project, doc))
     metrics.ACTIVITIES.labels("api").inc()
-    answer = accepted.answer()
-    return JSONResponse(answer, status_code=answer["code"])
+    return Response(accepted.answer_bytes(), status_code=201 if accepted.created else 200,
+                    media_type="application/json")
 
 
 @router.post(

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 
 from firehook import errors, metrics, signing, validation
 from firehook.api.http import JSON_BODY, call, parse_json, read_body, services_of
@@ -38,5 +37,5 @@ async def upsun_relay(project: str, request: Request) -> Any:
     doc = validation.activity(parse_json(raw))
     accepted = await asyncio.wrap_future(request.app.state.group_commit.submit(None, project, doc, check_token=False))
     metrics.ACTIVITIES.labels("relay").inc()
-    answer = accepted.answer()
-    return JSONResponse(answer, status_code=answer["code"])
+    return Response(accepted.answer_bytes(), status_code=201 if accepted.created else 200,
+                    media_type="application/json")

@@ -84,6 +84,8 @@ class GroupCommit:
                 writers: dict[str, intake.Intake] = {}
                 for item in group:
                     outcomes.append((item, self._one(conn, writers, item)))
+                for writer in writers.values():
+                    writer.close()
         except BaseException as exc:  # the commit itself failed: nothing of the group is stored
             log.error("event=intake.group_failed size=%d error=%s", len(group), exc)
             failure = exc if isinstance(exc, errors.FirehookError) else errors.StoreError(

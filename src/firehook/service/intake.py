@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firehook import errors, fanout, ids, model, timefmt, validation
+from firehook import errors, fanout, ids, model, queue, timefmt, validation
 from firehook.service.core import Services, project_not_found, require_project, require_write
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
@@ -28,6 +28,18 @@ class Accepted:
     doc: dict[str, Any]
     created: bool
     runs: list[dict[str, Any]]
+    text: str | None = None  # the document's JSON, as stored
+
+    def answer_bytes(self) -> bytes:
+        """The answer's JSON, reusing the document's stored text rather than serialising it again."""
+        answer = self.answer()
+        if self.text is None:
+            return jsonutil.dumps(answer).encode("utf-8")
+        answer["_embedded"]["entity"] = None
+        head = jsonutil.dumps(answer)
+        marker = '"entity":null'
+        at = head.index(marker)
+        return (head[:at] + '"entity":' + self.text + head[at + len(marker):]).encode("utf-8")
 
     def answer(self) -> dict[str, Any]:
         code = 201 if self.created else 200
@@ -47,6 +59,17 @@ class Intake:
         self.project_id = project_id
         self._integrations: list[model.Integration] | None = None
         self._project_checked = False
+        self.clock = queue.FairClock(conn)
+
+    def close(self) -> None:
+        """Write what the transaction kept in memory (the fair-queueing clocks); call it last."""
+        self.clock.flush()
+
+    def apply_one(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
+        """Apply one document and close: for a transaction that holds just this one."""
+        accepted = self.apply(incoming, patch_of=patch_of)
+        self.close()
+        return accepted
 
     @property
     def integrations(self) -> list[model.Integration]:
@@ -90,23 +113,23 @@ class Intake:
         doc["project"] = self.project_id
         doc["_links"] = self.services.activity_links(self.project_id, doc["id"])
         validation.check_activity_fields(doc)
-        # The indexed copy of the timestamps must never be null, whatever the document says.
-        row_doc = dict(doc)
-        row_doc["updated_at"] = doc.get("updated_at") or now
+        # Serialised once: the stored document, the snapshot and the answer are the same text.
+        # (The indexed updated_at must never be null, whatever the document says.)
+        text = jsonutil.dumps(doc)
         if existing is None:
-            pk = store.insert(self.conn, self.project_id, row_doc)
+            pk = store.insert(self.conn, self.project_id, doc, text=text, updated_at=now)
             reached: set[str] = set()
         else:
             pk = existing["pk"]
-            store.save(self.conn, pk, row_doc)
+            store.save(self.conn, pk, doc, text=text, updated_at=now)
             reached = store.snapshot_states(self.conn, pk)
         runs: list[dict[str, Any]] = []
         state = doc["state"]
         if state not in reached:
-            snapshot_pk = store.insert_snapshot(self.conn, pk, state, jsonutil.dumps(doc), now)
+            snapshot_pk = store.insert_snapshot(self.conn, pk, state, text, now)
             runs = fanout.fan_out(self.conn, self.services.settings.resolved_public_url, self.project_id,
-                                  pk, doc, state, snapshot_pk, self.integrations)
-        return Accepted(doc=doc, created=existing is None, runs=runs)
+                                  pk, doc, state, snapshot_pk, self.integrations, clock=self.clock)
+        return Accepted(doc=doc, created=existing is None, runs=runs, text=text)
 
 
 def authorize(principal: model.Token, project_id: str) -> None:
@@ -127,11 +150,11 @@ def ingest(services: Services, principal: model.Token, project_id: str, body: An
 def _write_one(services: Services, project_id: str, doc: dict[str, Any]) -> Accepted:
     try:
         with services.database.write() as conn:
-            return Intake(services, conn, project_id).apply(doc)
+            return Intake(services, conn, project_id).apply_one(doc)
     except sa.exc.IntegrityError:
         # Two writers created the same new id at once; the second is now an update.
         with services.database.write() as conn:
-            return Intake(services, conn, project_id).apply(doc)
+            return Intake(services, conn, project_id).apply_one(doc)
 
 
 def patch(services: Services, principal: model.Token, project_id: str, activity_id: str, body: Any) -> Accepted:
@@ -141,7 +164,7 @@ def patch(services: Services, principal: model.Token, project_id: str, activity_
         raise errors.InvalidInput.field("body", "must be a JSON object")
     validation.check_activity_fields(body)
     with services.database.write() as conn:
-        accepted = Intake(services, conn, project_id).apply(body, patch_of=activity_id)
+        accepted = Intake(services, conn, project_id).apply_one(body, patch_of=activity_id)
     if accepted.runs:
         services.notify()
     return accepted
@@ -197,13 +220,14 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
                 for n, doc in chunk:
                     accepted = intake.apply(doc)
                     chunk_results[n] = _line_result(n, accepted)
+                intake.close()
             results.update(chunk_results)
             any_runs = any_runs or any(r["runs"] for r in chunk_results.values())
         except (errors.InvalidInput, errors.NotFound, sa.exc.IntegrityError):
             for n, doc in chunk:
                 try:
                     with services.database.write() as conn:
-                        accepted = Intake(services, conn, project_id).apply(doc)
+                        accepted = Intake(services, conn, project_id).apply_one(doc)
                     results[n] = _line_result(n, accepted)
                     any_runs = any_runs or bool(accepted.runs)
                 except errors.FirehookError as exc:

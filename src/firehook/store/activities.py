@@ -45,18 +45,22 @@ _SNAPSHOT_STATES = sa.select(S.state).where(S.activity_pk == sa.bindparam("pk"))
 _INSERT_SNAPSHOT = snapshots.insert()
 
 
-def row_values(project_id: str, doc: dict[str, Any], integration_id: str | None = None) -> dict[str, Any]:
-    """The column values of an activity row for ``doc``."""
+def row_values(project_id: str, doc: dict[str, Any], integration_id: str | None = None, *,
+               text: str | None = None, updated_at: str | None = None) -> dict[str, Any]:
+    """The column values of an activity row for ``doc``; ``text`` is its JSON when the caller
+    has it already (a 20 KB document is worth serialising once), ``updated_at`` the indexed
+    time when the document's own is null."""
     return {
         "project_id": project_id, "id": doc["id"], "type": doc["type"], "state": doc["state"],
         "result": doc.get("result"), "environments": jsonutil.dumps(doc.get("environments") or []),
-        "integration_id": integration_id, "created_at": doc["created_at"], "updated_at": doc["updated_at"],
-        "doc": jsonutil.dumps(doc),
+        "integration_id": integration_id, "created_at": doc["created_at"],
+        "updated_at": doc.get("updated_at") or updated_at, "doc": text if text is not None else jsonutil.dumps(doc),
     }
 
 
-def insert(conn: sa.Connection, project_id: str, doc: dict[str, Any], *, integration_id: str | None = None) -> int:
-    result = conn.execute(_INSERT, row_values(project_id, doc, integration_id))
+def insert(conn: sa.Connection, project_id: str, doc: dict[str, Any], *, integration_id: str | None = None,
+           text: str | None = None, updated_at: str | None = None) -> int:
+    result = conn.execute(_INSERT, row_values(project_id, doc, integration_id, text=text, updated_at=updated_at))
     return int(result.inserted_primary_key[0])
 
 
@@ -67,10 +71,11 @@ def insert_many(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
     return [int(pk) for pk in conn.execute(_INSERT_RETURNING, rows).scalars()]
 
 
-def save(conn: sa.Connection, pk: int, doc: dict[str, Any]) -> None:
+def save(conn: sa.Connection, pk: int, doc: dict[str, Any], *, text: str | None = None,
+         updated_at: str | None = None) -> None:
     conn.execute(activities.update().where(A.pk == pk).values(
         state=doc["state"], result=doc.get("result"), environments=jsonutil.dumps(doc.get("environments") or []),
-        updated_at=doc["updated_at"], doc=jsonutil.dumps(doc),
+        updated_at=doc.get("updated_at") or updated_at, doc=text if text is not None else jsonutil.dumps(doc),
     ))
 
 
