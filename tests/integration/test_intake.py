@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from firehook import errors, model
-from firehook.service import activities, integrations, intake, projects, tokens
+from firehook.service import activities, intake, integrations, projects, tokens
 from firehook.store import schema
 from tests import support
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from firehook import model
-from firehook.service import activities, integrations, intake, projects
+from firehook.service import activities, intake, integrations, projects
 from tests import support
 from tests.receivers import Receiver, wait_for
 

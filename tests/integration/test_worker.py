@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from firehook import assembly, model, signing
-from firehook.service import activities, integrations, intake, projects
+from firehook.service import activities, intake, integrations, projects
 from tests.receivers import Receiver, wait_for
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firehook import model
-from firehook.service import activities, integrations, intake, projects
+from firehook.service import activities, intake, integrations, projects
 from tests import support
 from tests.receivers import Receiver, wait_for
 
