@@ -31,6 +31,10 @@ test: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
+## soak: crash-safety soak (SIGKILL and restart under load, SQLite and PostgreSQL); ARGS="--quick" for a short one
+soak: $(TEST_STAMP)
+	$(BIN)/python -m bench.soak $(ARGS)
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src

@@ -16,8 +16,9 @@ Checked at the end, against the API and a loopback receiver:
 - every webhook run reached the receiver at least once (de-duplicated on X-Firehook-Delivery);
 - for one activity and one integration, the run of ``in_progress`` reached the receiver before
   the run of ``complete`` (SPEC: runs execute in the order the states were reached);
-- an ``ordered`` integration's runs of one environment reached the receiver in the order firehook
-  created them (SPEC §3.1: strictly in activity order per environment).
+- an ``ordered`` integration's runs of one environment reach the receiver in activity order
+  (SPEC §3.1): when activity X was answered 2xx before activity Y was first sent, X's run is
+  first seen before Y's.
 
 ``lost`` counts accepted activities that are missing, expected runs that are missing or never
 completed, and webhook runs the receiver never saw: it must be 0. Duplicated deliveries are
@@ -191,7 +192,8 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
                 plan.append([dict(base_doc, state="complete", result="success")])
         accepted: dict[str, set[str]] = collections.defaultdict(set)  # id -> states answered 2xx
         types = {docs[0]["id"]: docs[0]["type"] for docs in plan}
-        batched: set[str] = set()  # ids sent in a batch
+        first_sent: dict[tuple[str, str], float] = {}  # (id, state) -> when first sent
+        accepted_at: dict[tuple[str, str], float] = {}  # (id, state) -> when answered 2xx
         counters = collections.Counter()
         lock = threading.Lock()
         sending_done = threading.Event()
@@ -202,6 +204,9 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
             """Send until answered 2xx (the same documents: a retry is an idempotent update)."""
             as_batch = len(docs) > 1
             deadline = time.monotonic() + 120
+            with lock:
+                for doc in docs:
+                    first_sent.setdefault((doc["id"], doc["state"]), time.monotonic())
             while time.monotonic() < deadline and not abort.is_set():
                 with lock:
                     counters["requests"] += 1
@@ -232,12 +237,14 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
                         for line, doc in zip(results, docs, strict=True):
                             if "id" in line:
                                 accepted[doc["id"]].add(doc["state"])
+                                accepted_at[(doc["id"], doc["state"])] = time.monotonic()
                     if all("id" in line for line in results):
                         return
                     docs = [doc for line, doc in zip(results, docs, strict=True) if "id" not in line]
                     continue
                 with lock:
                     accepted[docs[0]["id"]].add(docs[0]["state"])
+                    accepted_at[(docs[0]["id"], docs[0]["state"])] = time.monotonic()
                 return
             with lock:
                 counters["gave_up"] += 1
@@ -252,7 +259,6 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
                 # now and then a batch of single-state documents, else one document at a time
                 if local.random() < 0.1:
                     group = [d for docs in mine[position:position + 5] for d in docs[:1]]
-                    batched.update(d["id"] for d in group)
                     seconds = [docs[1] for docs in mine[position:position + 5] if len(docs) > 1]
                     post(client, group)
                     pending_second.extend(seconds)
@@ -368,18 +374,23 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
         order_violations = [pair for pair in state_pairs
                             if pair[0] in first_seen and pair[1] in first_seen
                             and first_seen[pair[0]] > first_seen[pair[1]]]
-        # An `ordered` integration delivers in activity order per environment: a run created
-        # later (by firehook's clock, at intake) is never first seen before one created earlier.
+        # An `ordered` integration delivers in activity order per environment: when activity X
+        # was answered 2xx before activity Y was first sent, X's run is first seen before Y's.
         ordered_violations = []
         ordered_pairs = 0
+        created_at_inversions = 0  # informational: later created_at first seen (overlapping intakes)
         for env_runs in ordered_runs.values():
-            env_runs.sort()
-            for (t1, r1, a1), (t2, r2, a2) in itertools.pairwise(env_runs):
-                if t1 == t2 or r1 not in first_seen or r2 not in first_seen:
+            for (t1, r1, a1), (t2, r2, a2) in itertools.permutations(env_runs, 2):
+                if r1 not in first_seen or r2 not in first_seen:
+                    continue
+                if t1 < t2 and first_seen[r1] > first_seen[r2]:
+                    created_at_inversions += 1
+                done, sent = accepted_at.get((a1, "complete")), first_sent.get((a2, "complete"))
+                if done is None or sent is None or not done < sent:
                     continue
                 ordered_pairs += 1
                 if first_seen[r1] > first_seen[r2]:
-                    ordered_violations.append((t1, r1, a1, t2, r2, a2))
+                    ordered_violations.append((r1, a1, r2, a2))
         undelivered = sorted(webhook_runs - set(delivered))
         duplicates = sum(n - 1 for n in delivered.values() if n > 1)
         lost = len(stored_missing) + len(runs_missing) + len(runs_incomplete) + len(undelivered)
@@ -406,6 +417,7 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
             "state_order_violations": len(order_violations),
             "ordered_pairs": ordered_pairs,
             "ordered_violations": len(ordered_violations),
+            "ordered_created_at_inversions": created_at_inversions,
             "queue_settled": settled,
             "activities_missing": len(stored_missing),
             "activities_wrong_state": len(wrong_state),
@@ -419,8 +431,7 @@ def soak(mode: str, activities: int, kills: int, seed: int, database_url: str | 
                          "runs_duplicated": runs_duplicated[:5], "runs_incomplete": runs_incomplete[:5],
                          "undelivered": undelivered[:5], "wrong_state": wrong_state[:5],
                          "state_order_violations": order_violations[:5],
-                         "ordered_violations": [(*v, v[2] in batched, v[5] in batched)
-                                                for v in ordered_violations[:5]]},
+                         "ordered_violations": ordered_violations[:5]},
         }
         return summary
     except BaseException:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Depends, Request
@@ -13,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from firehook import errors, model
 from firehook.service import Services
 from firehook.service import tokens as token_service
+from firehook.store import jsonutil
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer fh_…`")
 
@@ -62,7 +62,7 @@ def parse_json(raw: bytes, *, allow_empty: bool = False) -> Any:
             return None
         raise errors.InvalidInput.field("body", "is empty: send a JSON document")
     try:
-        return json.loads(raw)
+        return jsonutil.loads_strict(raw)
     except UnicodeDecodeError:
         raise errors.InvalidInput.field("body", "is not UTF-8 text") from None
     except ValueError as exc:

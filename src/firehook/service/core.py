@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from firehook import errors, fanout, model
 from firehook import settings as settings_mod
 from firehook.store import db as dbmod
@@ -38,16 +40,19 @@ def open_services(settings: settings_mod.Settings, *, migrate: bool | None = Non
     """Open the database. Migrations run here for SQLite (or when ``migrate``); on PostgreSQL
     an out-of-date schema is an error that says to run ``firehook db:upgrade``."""
     database = dbmod.Database(settings.resolved_database_url)
+    where = dbmod.redact(settings.resolved_database_url)
     if migrate is None:
         migrate = database.is_sqlite
-    if migrate:
-        migrations.upgrade(database)
-    elif not migrations.is_current(database):
+    try:
+        if migrate:
+            migrations.upgrade(database)
+        elif not migrations.is_current(database):
+            database.dispose()
+            raise errors.StoreError(f"the database schema is not up to date: run `firehook db:upgrade` against {where}")
+    except sa_exc.OperationalError as exc:
         database.dispose()
-        raise errors.StoreError(
-            "the database schema is not up to date: run `firehook db:upgrade` against "
-            + dbmod.redact(settings.resolved_database_url)
-        )
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise errors.StoreError(f"cannot reach the database at {where}: {first}") from None
     return Services(database=database, settings=settings)
 
 

@@ -126,6 +126,10 @@ class GroupCommit:
             except errors.FirehookError as exc:
                 savepoint.rollback()
                 return exc
+            except Exception as exc:  # a fault of this document's write: it alone fails
+                savepoint.rollback()
+                log.exception("event=intake.document_failed project=%s", item.project_id)
+                return errors.FirehookError(f"the activity could not be stored: {type(exc).__name__}")
         raise AssertionError("unreachable")  # pragma: no cover
 
 

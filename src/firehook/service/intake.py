@@ -8,7 +8,6 @@ activity, so a 2xx answer means the activity and its runs are durable.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,6 +115,10 @@ class Intake:
         # Serialised once: the stored document, the snapshot and the answer are the same text.
         # (The indexed updated_at must never be null, whatever the document says.)
         text = jsonutil.dumps(doc)
+        try:
+            jsonutil.encode_utf8(text)
+        except ValueError as exc:
+            raise errors.InvalidInput.field("body", str(exc)) from None
         if existing is None:
             pk = store.insert(self.conn, self.project_id, doc, text=text, updated_at=now)
             reached: set[str] = set()
@@ -184,7 +187,7 @@ def parse_ndjson(data: bytes, max_line_bytes: int) -> list[tuple[int, dict[str, 
                                                  f"of {max_line_bytes}"}))
             continue
         try:
-            doc = json.loads(line)
+            doc = jsonutil.loads_strict(line)
         except (UnicodeDecodeError, ValueError) as exc:
             out.append((number, None, {"line": number, "code": 400, "detail": f"invalid JSON: {exc}"}))
             continue
@@ -223,7 +226,8 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
                 intake.close()
             results.update(chunk_results)
             any_runs = any_runs or any(r["runs"] for r in chunk_results.values())
-        except (errors.InvalidInput, errors.NotFound, sa.exc.IntegrityError):
+        except (errors.FirehookError, sa.exc.IntegrityError, ValueError):
+            # One line spoiled the chunk: each line again in its own transaction, so only it fails.
             for n, doc in chunk:
                 try:
                     with services.database.write() as conn:

@@ -10,6 +10,7 @@ from typing import Any
 from firehook import errors, ids, model, timefmt, validation
 from firehook.service.core import Services, readable_project, require_write
 from firehook.store import integrations as store
+from firehook.store import jsonutil
 
 
 def links(project_id: str, integration_id: str) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def validate(services: Services, principal: model.Token, project_id: str, integr
 
 def _parse_json_value(value: str) -> None:
     try:
-        json.loads(value)
+        jsonutil.loads_strict(value)
     except ValueError as exc:
         raise errors.InvalidInput.field("value", f"is_json is true but the value is not JSON: {exc}") from None
 

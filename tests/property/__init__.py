@@ -1,0 +1,1 @@
+"""Property tier: Hypothesis checks of the pure parts (matching, signing, NDJSON parsing)."""

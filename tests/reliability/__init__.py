@@ -1,0 +1,1 @@
+"""Reliability tier: real `firehook serve`/`worker` processes, real databases, real faults."""
