@@ -23,6 +23,9 @@ from firehook.store import kv
 from firehook.worker import Outcome, RunContext
 
 
+PREFETCH = 4
+
+
 class ScriptExecutor:
     """Runs activity scripts in a thread pool, so scripts use every core."""
 
@@ -31,9 +34,12 @@ class ScriptExecutor:
     def __init__(self, database: dbmod.Database, settings: settings_mod.Settings) -> None:
         self.database = database
         self.settings = settings
-        self.concurrency = int(settings.workers) or os.cpu_count() or 2
+        threads = int(settings.workers) or os.cpu_count() or 2
+        # Claim a few runs per thread: while one thread's run executes, the next runs' claim and
+        # start transactions are already done, so no thread waits on the database between runs.
+        self.concurrency = threads * PREFETCH
         self.limits = scripts.ScriptLimits.from_settings(settings)
-        self.pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix="firehook-script")
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="firehook-script")
         # Build the engine and the Underscore heap image now, not inside the first run's time.
         self.pool.submit(scripts.warm_up)
 
