@@ -22,7 +22,6 @@ from firehook.store import db as dbmod
 from firehook.store import kv
 from firehook.worker import Outcome, RunContext
 
-
 PREFETCH = 4
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Collection, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from firehook import model
 from firehook.store import db as dbmod
@@ -45,11 +46,8 @@ _CLOCK = sa.select(project_clocks.c.last_tag).where(project_clocks.c.project_id 
 
 
 def _upsert_clock(conn: sa.Connection, project_id: str, tag: int) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(project_clocks).values(project_id=project_id, last_tag=tag)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(project_clocks).values(project_id=project_id, last_tag=tag)
     conn.execute(stmt.on_conflict_do_update(index_elements=["project_id"], set_={"last_tag": tag}))
 
 
@@ -157,10 +155,6 @@ def renew(database: dbmod.Database, owner: str, job_pks: Collection[int], lease_
         return set(held)
 
 
-def holds(conn: sa.Connection, job_pk: int, owner: str) -> bool:
-    return conn.execute(sa.select(J.pk).where(J.pk == job_pk, J.lease_owner == owner)).first() is not None
-
-
 def complete(conn: sa.Connection, job_pk: int, owner: str) -> bool:
     """Remove a finished job; False when ``owner`` no longer holds it (it must not record)."""
     return conn.execute(jobs.delete().where(J.pk == job_pk, J.lease_owner == owner)).rowcount > 0
@@ -218,8 +212,3 @@ def depth(database: dbmod.Database) -> dict[str, int]:
     with database.read() as conn:
         rows = conn.execute(sa.select(J.kind, sa.func.count()).group_by(J.kind)).all()
     return {kind: int(n) for kind, n in rows}
-
-
-def next_run_at(database: dbmod.Database, kinds: Collection[str]) -> float | None:
-    with database.read() as conn:
-        return conn.execute(sa.select(sa.func.min(J.run_at)).where(J.kind.in_(list(kinds)))).scalar_one()

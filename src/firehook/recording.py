@@ -70,6 +70,12 @@ def _project_doc(row: dict[str, Any] | None, project_id: str) -> dict[str, Any]:
     return doc
 
 
+def _timings(doc: dict[str, Any]) -> dict[str, Any]:
+    """The run's timings object (Upsun sends `[]` for none)."""
+    value = doc.get("timings")
+    return value if isinstance(value, dict) else {}
+
+
 def load(database: dbmod.Database, job: model.Job) -> Loaded | None:
     """Read one run as an executor would get it (without starting it)."""
     with database.read() as conn:
@@ -115,7 +121,7 @@ def start_many(database: dbmod.Database, jobs: Sequence[model.Job], owner: str,
             if doc["state"] != "in_progress":
                 doc["state"] = "in_progress"
                 doc["started_at"] = doc.get("started_at") or stamp
-            timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
+            timings = _timings(doc)
             timings.setdefault("wait", round(now - item.queued_at, 3))
             doc["timings"] = timings
             doc["parameters"]["attempts"] = item.attempt
@@ -218,7 +224,7 @@ def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
             doc = run.run_doc
             doc.update({"state": "complete", "result": item.result, "completed_at": stamp, "updated_at": stamp,
                         "completion_percent": 100})
-            timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
+            timings = _timings(doc)
             if run.started_at is not None:
                 timings["execute"] = round(now - float(run.started_at), 3)
             timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))

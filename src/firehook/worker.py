@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -150,11 +151,11 @@ class Worker:
                 self._per_kind[kind] += 1
                 task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
-                task.add_done_callback(lambda _t, job=job: self._done(job))
+                task.add_done_callback(functools.partial(self._done, job))
             total += len(jobs)
         return total
 
-    def _done(self, job: model.Job) -> None:
+    def _done(self, job: model.Job, _task: object = None) -> None:
         self.inflight.pop(job.id, None)
         self._per_kind[job.kind] -= 1
         self._wake.set()

@@ -66,7 +66,7 @@ def test_two_worker_processes_share_one_queue(tmp_path: Path, postgres_url: str,
                             FIREHOOK_WORKERS="1") for i in range(2)]
     try:
         run_ids = []
-        for i in range(200):
+        for _i in range(200):
             accepted = intake.ingest(pg_services, ADMIN, "scale", {"type": "environment.push", "environments": ["main"]})
             run_ids.extend(r["id"] for r in accepted.runs)
 

@@ -147,9 +147,9 @@ def test_a_big_backlog_does_not_starve_another_project(services: Any, admin: mod
     for pid in ("big", "small"):
         projects.create(services, admin, {"id": pid, "title": pid})
         integrations.create(services, admin, pid, {"type": "webhook", "url": "http://127.0.0.1:9/x"})
-    for i in range(40):
+    for _i in range(40):
         intake.ingest(services, admin, "big", {"type": "environment.push", "environments": ["main"]})
-    for i in range(3):
+    for _i in range(3):
         intake.ingest(services, admin, "small", {"type": "environment.push", "environments": ["main"]})
     first = queue.claim(services.database, "w", ["webhook"], 7, 30)
     # FIFO would give seven of "big"; fair claiming interleaves the late project at once
@@ -162,16 +162,16 @@ def test_an_idle_project_does_not_jump_the_queue_by_its_history(services: Any, a
     for pid in ("a", "b"):
         projects.create(services, admin, {"id": pid, "title": pid})
         integrations.create(services, admin, pid, {"type": "webhook", "url": "http://127.0.0.1:9/x"})
-    for i in range(10):
+    for _i in range(10):
         intake.ingest(services, admin, "a", {"type": "environment.push"})
     drained = queue.claim(services.database, "w", ["webhook"], 100, 30)
     with services.database.write() as conn:
         for job in drained:
             queue.complete(conn, job.id, "w")
     # "a" has a long history, "b" none; both now queue 4: they interleave from the head
-    for i in range(4):
+    for _i in range(4):
         intake.ingest(services, admin, "b", {"type": "environment.push"})
-    for i in range(4):
+    for _i in range(4):
         intake.ingest(services, admin, "a", {"type": "environment.push"})
     order = [j.project for j in queue.claim(services.database, "w", ["webhook"], 4, 30)]
     assert "a" in order and "b" in order, order

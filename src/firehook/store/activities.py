@@ -61,6 +61,7 @@ def row_values(project_id: str, doc: dict[str, Any], integration_id: str | None 
 def insert(conn: sa.Connection, project_id: str, doc: dict[str, Any], *, integration_id: str | None = None,
            text: str | None = None, updated_at: str | None = None) -> int:
     result = conn.execute(_INSERT, row_values(project_id, doc, integration_id, text=text, updated_at=updated_at))
+    assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
 
@@ -116,6 +117,7 @@ def snapshot_states(conn: sa.Connection, activity_pk: int) -> set[str]:
 def insert_snapshot(conn: sa.Connection, activity_pk: int, state: str, body: str, now: str) -> int:
     result = conn.execute(_INSERT_SNAPSHOT, {"activity_pk": activity_pk, "state": state, "body": body,
                                              "reached_at": now})
+    assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
 
@@ -124,13 +126,6 @@ def find_snapshot(conn: sa.Connection, activity_pk: int, state: str) -> dict[str
         sa.select(snapshots).where(S.activity_pk == activity_pk, S.state == state)
     ).mappings().first()
     return dict(row) if row else None
-
-
-def snapshot_body(conn: sa.Connection, snapshot_pk: int) -> str:
-    return str(conn.execute(sa.select(S.body).where(S.pk == snapshot_pk)).scalar_one())
-
-
-# --- runs -------------------------------------------------------------------------------------
 
 
 def insert_runs(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -171,10 +166,6 @@ def logs_after(conn: sa.Connection, run_pk: int, after: int = 0, limit: int = 10
         sa.select(L.n, L.timestamp, L.message).where(L.run_pk == run_pk, L.n > after).order_by(L.n).limit(limit)
     )
     return [(int(n), ts, msg) for n, ts, msg in rows]
-
-
-def insert_attempt(conn: sa.Connection, run_pk: int, attempt: model.Attempt) -> None:
-    insert_attempts(conn, [(run_pk, attempt)])
 
 
 def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
