@@ -19,6 +19,7 @@ from firehook.service import integrations as integration_service
 from firehook.service import projects as project_service
 from firehook.store import integrations as integration_store
 from firehook.store import kv
+from firehook.store import projects as project_store
 
 FIELDS = frozenset({"script", "activity", "activity_id", "integration", "variables"})
 
@@ -41,6 +42,21 @@ def run(services: core.Services, *, script: str, activity_json: str, project: di
             "duration_ms": round(outcome.duration_ms, 1), "log": lines}
 
 
+def project_object(services: core.Services, project_id: str) -> dict[str, Any]:
+    with services.database.read() as conn:
+        return project_store.script_object(project_store.get(conn, project_id), project_id)
+
+
+def integration_inputs(services: core.Services,
+                       item: model.Integration) -> tuple[dict[str, Any], list[str], scripts.MemoryStorage]:
+    """What a run of ``item`` gets, for a run without side effects: its variables, the values to
+    mask, and a throw-away copy of its storage."""
+    with services.database.read() as conn:
+        stored = integration_store.list_variables(conn, item.id)
+    storage = scripts.MemoryStorage(kv.IntegrationStorage(services.database, item.id).items())
+    return integration_service.script_variables(stored), masking.sensitive_values(stored), storage
+
+
 def dry_run(services: core.Services, principal: model.Token, project_id: str, body: Any) -> dict[str, Any]:
     """``{"script"?, "integration"?, "activity"? | "activity_id"?, "variables"?}``: the script is
     the given one or the integration's; variables the given ones or the integration's; the
@@ -51,8 +67,8 @@ def dry_run(services: core.Services, principal: model.Token, project_id: str, bo
     unknown = set(body) - FIELDS
     if unknown:
         raise errors.InvalidInput.field(sorted(unknown)[0], f"is not a dry-run field ({', '.join(sorted(FIELDS))})")
-    project = project_service.get(services, principal, project_id)
-    project.pop("has_relay_key", None)
+    project_service.get(services, principal, project_id)  # the token may see it, and it exists
+    project = project_object(services, project_id)
     script = body.get("script")
     variables = body.get("variables")
     secrets: list[str] = []
@@ -62,12 +78,9 @@ def dry_run(services: core.Services, principal: model.Token, project_id: str, bo
         if item.type != "script":
             raise errors.InvalidInput.field("integration", f"{item.id} is a webhook, not a script")
         script = script if script is not None else item.script
+        own_variables, own_secrets, storage = integration_inputs(services, item)
         if variables is None:
-            with services.database.read() as conn:
-                stored = integration_store.list_variables(conn, item.id)
-            variables = integration_service.script_variables(stored)
-            secrets = masking.sensitive_values(stored)
-        storage = scripts.MemoryStorage(kv.IntegrationStorage(services.database, item.id).items())
+            variables, secrets = own_variables, own_secrets
     if not isinstance(script, str) or not script.strip():
         raise errors.InvalidInput.field("script", "is required: the JavaScript to run (or an integration)")
     if variables is None:

@@ -70,6 +70,22 @@ def new_run_doc(public_url: str, project_id: str, integration: model.Integration
     }
 
 
+def _insert_runs(conn: sa.Connection, project_id: str, source_pk: int, snapshot_pk: int,
+                 targets: Sequence[model.Integration], docs: list[dict[str, Any]], epoch: float) -> list[int]:
+    """The run activities and run rows of ``docs`` (one per target), one statement per table."""
+    pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
+    store.insert_runs(conn, [
+        {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
+         "queued_at": epoch} for pk, i in zip(pks, targets, strict=True)
+    ])
+    return pks
+
+
+def _summary(docs: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
+    """What intake and replay answer about the runs they created."""
+    return [{"id": d["id"], "type": d["type"], "integration": d["integration"], "state": state} for d in docs]
+
+
 def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
                 state: str, snapshot_pk: int, targets: Sequence[model.Integration],
                 clock: queue.FairClock | None = None) -> list[dict[str, Any]]:
@@ -83,17 +99,12 @@ def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk
     epoch = time.time()
     envs = matching.activity_environments(source)
     docs = [new_run_doc(public_url, project_id, integration, source, state, now) for integration in targets]
-    pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
-    store.insert_runs(conn, [
-        {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
-         "queued_at": epoch} for pk, i in zip(pks, targets, strict=True)
-    ])
+    pks = _insert_runs(conn, project_id, source_pk, snapshot_pk, targets, docs, epoch)
     queue.enqueue_many(conn, [
         {"run_pk": pk, "project_id": project_id, "kind": i.type, "ordering_key": queue.ordering_key(i, source_pk, envs),
          "run_at": epoch} for pk, i in zip(pks, targets, strict=True)
     ], clock)
-    return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": state}
-            for doc, i in zip(docs, targets, strict=True)]
+    return _summary(docs, state)
 
 
 def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
@@ -103,24 +114,18 @@ def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: 
     if not targets:
         return []
     now = timefmt.now_ts()
-    epoch = time.time()
     docs = []
     for integration in targets:
         doc = new_run_doc(public_url, project_id, integration, source, state, now)
         doc.update({"state": model.RUN_SKIPPED, "completion_percent": 100,
                     "text": f"Skipped: {integration.disabled_reason}"})
         docs.append(doc)
-    pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
-    store.insert_runs(conn, [
-        {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
-         "queued_at": epoch} for pk, i in zip(pks, targets, strict=True)
-    ])
-    for pk, i in zip(pks, targets, strict=True):
-        store.update_run(conn, pk, finished=True)
-        store.append_logs(conn, pk, [(now, f"Run skipped: the integration was disabled automatically "
-                                          f"({i.disabled_reason}). Enable it, then replay this activity.")])
-    return [{"id": doc["id"], "type": doc["type"], "integration": i.id, "state": model.RUN_SKIPPED}
-            for doc, i in zip(docs, targets, strict=True)]
+    pks = _insert_runs(conn, project_id, source_pk, snapshot_pk, targets, docs, time.time())
+    store.mark_finished(conn, pks)
+    store.append_logs_many(conn, [
+        (pk, [(now, f"Run skipped: the integration was disabled automatically ({i.disabled_reason}). "
+                    "Enable it, then replay this activity.")]) for pk, i in zip(pks, targets, strict=True)])
+    return _summary(docs, model.RUN_SKIPPED)
 
 
 def fan_out(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],

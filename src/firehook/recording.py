@@ -61,15 +61,6 @@ class Finished:
     started: Loaded | None = None
 
 
-def _project_doc(row: dict[str, Any] | None, project_id: str) -> dict[str, Any]:
-    if row is None:
-        return {"id": project_id}
-    doc = dict(row["doc"])
-    doc.setdefault("id", row["id"])
-    doc.setdefault("title", row["title"])
-    return doc
-
-
 def _timings(doc: dict[str, Any]) -> dict[str, Any]:
     """The run's timings object (Upsun sends `[]` for none)."""
     value = doc.get("timings")
@@ -95,7 +86,8 @@ def _load(conn: sa.Connection, jobs: Sequence[model.Job]) -> dict[int, Loaded]:
         if row is None or run is None:
             continue
         integration = integrations.get(run["integration_id"])
-        out[job.id] = Loaded(run_doc=row["doc"], project=_project_doc(projects.get(job.project), job.project),
+        project = project_store.script_object(projects.get(job.project), job.project)
+        out[job.id] = Loaded(run_doc=row["doc"], project=project,
                              integration=integration,
                              variables=variables.get(integration.id, []) if integration else [],
                              body=bodies[run["snapshot_pk"]], attempt=int(run["attempts"]) + 1,

@@ -8,18 +8,16 @@ delivery (an ``integration.webhook`` ping activity), and the answer is reported.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
 import firehook
-from firehook import dryrun, errors, ids, masking, matching, model, outbound, scripts, timefmt, webhooks
+from firehook import dryrun, errors, ids, matching, model, outbound, scripts, timefmt, webhooks
 from firehook.executors import signing_keys
 from firehook.service import Services
-from firehook.service.integrations import script_variables
 from firehook.store import activities as activity_store
-from firehook.store import integrations as integration_store
-from firehook.store import jsonutil, kv
-from firehook.store import projects as project_store
+from firehook.store import jsonutil
 
 SEARCH_DEPTH = 200
 
@@ -32,12 +30,12 @@ def validate(services: Services, item: model.Integration) -> dict[str, Any]:
 
 def _latest_match(services: Services, item: model.Integration) -> tuple[str, str] | None:
     """(activity id, snapshot body) of the newest activity the script matches, if any."""
+    probe = dataclasses.replace(item, enabled=True)  # a disabled script can be validated too
     with services.database.read() as conn:
         rows = activity_store.list_for(conn, item.project, count=SEARCH_DEPTH)
         for row in rows:
             if row["integration_id"] is not None:
                 continue
-            probe = model.Integration(**{**item.__dict__, "enabled": True})
             if matching.matches(probe, row["doc"], row["state"]):
                 snap = activity_store.find_snapshot(conn, row["pk"], row["state"])
                 if snap is not None:
@@ -55,14 +53,10 @@ def _validate_script(services: Services, item: model.Integration) -> dict[str, A
         return {"valid": True, "dry_run": None,
                 "message": "The script compiles; no stored activity matches it yet, so it was not dry-run."}
     activity_id, body = found
-    with services.database.read() as conn:
-        project = project_store.get(conn, item.project)
-        variables = integration_store.list_variables(conn, item.id)
-    sandbox = scripts.MemoryStorage(kv.IntegrationStorage(services.database, item.id).items())
-    project_doc = (project or {}).get("doc", {"id": item.project})
-    dry = dryrun.run(services, script=item.script or "", activity_json=body, project=project_doc,
-                     variables=script_variables(variables), storage=sandbox,
-                     secrets=masking.sensitive_values(variables))
+    variables, secrets, sandbox = dryrun.integration_inputs(services, item)
+    dry = dryrun.run(services, script=item.script or "", activity_json=body,
+                     project=dryrun.project_object(services, item.project), variables=variables, storage=sandbox,
+                     secrets=secrets)
     report: dict[str, Any] = {"valid": dry["result"] == "success", "dry_run": {"activity": activity_id, **dry}}
     if dry["result"] != "success":
         report["errors"] = {"script": dry["error"] or "the dry run failed"}

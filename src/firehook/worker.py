@@ -86,7 +86,6 @@ class Worker:
         self.inflight: dict[int, tuple[asyncio.Task[None], RunContext | None]] = {}
         self._per_kind: dict[str, int] = {k: 0 for k in self.executors}
         self._wake = asyncio.Event()
-        self._stopping = False
         self._log_lock = asyncio.Lock()
         self._outcomes: asyncio.Queue[tuple[recording.Finished, asyncio.Future[bool]]] = asyncio.Queue()
         self.completed = 0
@@ -264,7 +263,6 @@ class Worker:
                 await asyncio.to_thread(recording.append_logs, self.database, batches)
 
     async def _shutdown(self) -> None:
-        self._stopping = True
         tasks = [t for t, _ in self.inflight.values()]
         if tasks:
             log.info("event=worker.draining runs=%d grace=%ss", len(tasks), self.settings.shutdown_grace)

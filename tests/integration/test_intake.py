@@ -267,3 +267,16 @@ def test_admin_token_file(services: Any) -> None:
     assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert tokens.authenticate(services, "Bearer " + path.read_text().strip()).is_admin
     assert tokens.ensure_admin_token(services) is None  # only on an empty database
+
+
+def test_script_storage_counts_bytes_not_characters(services: Any, admin: model.Token) -> None:
+    from firehook.store import kv
+
+    pid = project(services, admin)
+    hook = webhook(services, admin, pid)
+    storage = kv.IntegrationStorage(services.database, hook["id"])
+    assert storage.total_bytes() == 0
+    storage.set("clé", '"€uro"')  # 4 + 8 bytes in UTF-8, 3 + 6 characters
+    storage.set("n", "42")
+    assert storage.total_bytes() == 4 + 8 + 1 + 2
+    assert storage.total_bytes() == sum(len(k.encode()) + len(v.encode()) for k, v in storage.items().items())

@@ -19,10 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firehook import errors, model
+from firehook import errors
 from firehook.service import intake, tokens
 from firehook.service.core import Services
-from firehook.store import tokens as token_store
 
 log = logging.getLogger("firehook.intake")
 
@@ -108,7 +107,7 @@ class GroupCommit:
             savepoint = conn.begin_nested()
             try:
                 if item.check_token:
-                    token = _authenticate(conn, item.header)
+                    token = tokens.authenticate_on(conn, item.header)
                     intake.authorize(token, item.project_id)
                 writer = writers.get(item.project_id)
                 if writer is None:
@@ -131,11 +130,3 @@ class GroupCommit:
                 log.exception("event=intake.document_failed project=%s", item.project_id)
                 return errors.FirehookError(f"the activity could not be stored: {type(exc).__name__}")
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _authenticate(conn: sa.Connection, header: str | None) -> model.Token:
-    secret = tokens.bearer_secret(header)
-    token = token_store.find_by_secret(conn, secret)
-    if token is None:
-        raise errors.Unauthorized("invalid or revoked token")
-    return token

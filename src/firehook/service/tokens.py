@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from firehook import errors, ids, model, timefmt
 from firehook.service.core import Services, require_admin
 from firehook.store import projects as project_store
@@ -32,9 +34,14 @@ def bearer_secret(header: str | None) -> str:
 
 def authenticate(services: Services, header: str | None) -> model.Token:
     """The token named by an ``Authorization: Bearer …`` header, or Unauthorized."""
-    secret = bearer_secret(header)
+    bearer_secret(header)  # a malformed header is refused before touching the database
     with services.database.read() as conn:
-        token = store.find_by_secret(conn, secret)
+        return authenticate_on(conn, header)
+
+
+def authenticate_on(conn: sa.Connection, header: str | None) -> model.Token:
+    """:func:`authenticate` inside the caller's transaction (the intake writer's)."""
+    token = store.find_by_secret(conn, bearer_secret(header))
     if token is None:
         raise errors.Unauthorized("invalid or revoked token")
     return token

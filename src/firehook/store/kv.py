@@ -50,11 +50,22 @@ class IntegrationStorage:
             conn.execute(script_storage.delete().where(S.integration_id == self.integration_id))
 
     def total_bytes(self) -> int:
+        # Summed by the database: the quota is checked on every `storage.set`, and reading up to
+        # 1 MiB of values back each time only to measure them would be the costlier part.
         with self.database.read() as conn:
-            rows = conn.execute(sa.select(S.key, S.value).where(S.integration_id == self.integration_id))
-            return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in rows)
+            return int(conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(_bytes(conn, S.key) + _bytes(conn, S.value)), 0))
+                .where(S.integration_id == self.integration_id)
+            ).scalar_one())
 
     def items(self) -> dict[str, str]:
         with self.database.read() as conn:
             rows = conn.execute(sa.select(S.key, S.value).where(S.integration_id == self.integration_id))
             return {k: v for k, v in rows}
+
+
+def _bytes(conn: sa.Connection, column: sa.ColumnElement[str]) -> sa.ColumnElement[int]:
+    """The UTF-8 length in bytes of a text column (SQLite's LENGTH counts characters)."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.octet_length(column)
+    return sa.func.length(sa.cast(column, sa.LargeBinary))

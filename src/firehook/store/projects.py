@@ -62,3 +62,14 @@ def get_many(conn: sa.Connection, project_ids: Iterable[str]) -> dict[str, dict[
     if not ids:
         return {}
     return {r["id"]: _row(r) for r in conn.execute(sa.select(projects).where(T.id.in_(ids))).mappings()}
+
+
+def script_object(row: dict[str, Any] | None, project_id: str) -> dict[str, Any]:
+    """The project object scripts see (the global ``project``): the stored document, with its
+    id and title always there. Runs, dry runs and validation all use this one."""
+    if row is None:
+        return {"id": project_id}
+    doc = dict(row["doc"])
+    doc.setdefault("id", row["id"])
+    doc.setdefault("title", row["title"])
+    return doc
