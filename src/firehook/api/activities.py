@@ -17,11 +17,11 @@ from firehook.api.http import (
     bearer,
     call,
     json_body,
+    listing_params,
     principal,
     read_body,
     services_of,
 )
-from firehook.api.integrations import _params
 from firehook.service import activities as service
 from firehook.service import intake
 from firehook.service import tokens as token_service
@@ -34,7 +34,7 @@ BATCH_LIMIT_FACTOR = 32  # a batch may carry this many times the single-document
 
 @router.get("/activities")
 async def list_activities(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
-    return await call(service.list_, services_of(request), who, project, _params(request))
+    return await call(service.list_, services_of(request), who, project, listing_params(request))
 
 
 @router.post("/activities", status_code=201, openapi_extra=JSON_BODY,

@@ -77,3 +77,11 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a (blocking) service call off the event loop."""
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def listing_params(request: Request) -> dict[str, Any]:
+    """Query parameters of a listing, with the repeatable ones (``type``, ``state``) as lists."""
+    params: dict[str, Any] = dict(request.query_params)
+    params["type"] = request.query_params.getlist("type")
+    params["state"] = request.query_params.getlist("state")
+    return params

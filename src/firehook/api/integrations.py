@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from firehook import dryrun, errors, model
-from firehook.api.http import JSON_BODY, call, json_body, principal, services_of
+from firehook.api.http import JSON_BODY, call, json_body, listing_params, principal, services_of
 from firehook.service import activities as activity_service
 from firehook.service import integrations as service
 
@@ -62,15 +62,8 @@ async def validate_integration(project: str, integration: str, request: Request,
 @router.get("/{integration}/activities")
 async def integration_activities(project: str, integration: str, request: Request,
                                  who: model.Token = Depends(principal)) -> Any:
-    params = _params(request)
+    params = listing_params(request)
     return await call(activity_service.list_, services_of(request), who, project, params, integration)
-
-
-def _params(request: Request) -> dict[str, Any]:
-    params: dict[str, Any] = dict(request.query_params)
-    params["type"] = request.query_params.getlist("type")
-    params["state"] = request.query_params.getlist("state")
-    return params
 
 
 @router.get("/{integration}/variables")

@@ -24,18 +24,18 @@ def _row(services: Services, principal: model.Token, project_id: str, activity_i
     return row
 
 
+def _values(given: Any) -> list[str]:
+    """A filter given once, repeated, or comma-separated, as one list."""
+    items = [given] if isinstance(given, str) else list(given or [])
+    return [v for item in items for v in item.split(",") if v]
+
+
 def parse_filters(params: dict[str, Any]) -> dict[str, Any]:
     """Listing filters from query parameters: type and state (repeatable or comma-separated), result,
     environment, count (1–1000), starts_at (only activities created before it)."""
     out: dict[str, Any] = {}
-    types = params.get("type") or []
-    if isinstance(types, str):
-        types = [types]
-    out["types"] = [t for item in types for t in item.split(",") if t]
-    states = params.get("state") or []
-    if isinstance(states, str):
-        states = [states]
-    out["states"] = [st for item in states for st in item.split(",") if st]
+    out["types"] = _values(params.get("type"))
+    out["states"] = _values(params.get("state"))
     for st in out["states"]:
         if st not in model.ACTIVITY_STATES | {model.RUN_SKIPPED}:
             raise errors.InvalidInput.field("state", f"{st!r} is not a state")
