@@ -16,6 +16,8 @@ from typing import Any
 
 from firehook import errors
 
+ADMIN_TOKEN_FILE = "admin.token"  # in the data directory: written by the first `serve`, read by the CLI
+
 
 def _int(text: str) -> int:
     return int(text)

@@ -255,12 +255,7 @@ def activity_get(api: Client, project: str, fmt: output.Format, activity_id: str
     """
     doc = api.get(project_path(project, "activities", activity_id))
     if prop:
-        value: Any = doc
-        for part in prop.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise CliError(f"Property not found: {prop}")
-            value = value[part]
-        click.echo(output.format_value(value, prop.split(".")[-1]))
+        output.print_property(doc, prop)
         return
     output.render_properties(doc, fmt, json_data=doc)
 

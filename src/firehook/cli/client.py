@@ -22,13 +22,10 @@ import httpx
 from firehook import settings as settings_mod
 
 DEFAULT_SERVER = settings_mod.BY_NAME["server"].default
-TOKEN_FILE = "admin.token"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 # Exit codes (documented in docs/cli.md and `firehook --help`).
-EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INVALID = 4
 
 
@@ -68,7 +65,7 @@ def find_token(given_data_dir: str | None) -> str:
     token = os.environ.get("FIREHOOK_TOKEN", "").strip()
     if token:
         return token
-    path = data_dir(given_data_dir) / TOKEN_FILE
+    path = data_dir(given_data_dir) / settings_mod.ADMIN_TOKEN_FILE
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:

@@ -183,7 +183,7 @@ def _invalid(exc: HttpError) -> bool:
 
 
 def show(entity: dict[str, Any], fmt: output.Format) -> None:
-    output.render_properties({k: v for k, v in entity.items() if k != "_links"}, fmt, json_data=entity)
+    output.render_properties(entity, fmt, json_data=entity)
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -284,12 +284,7 @@ def integration_get(api: Client, project: str, fmt: output.Format, integration_i
     """
     entity = find_integration(api, project, integration_id)
     if prop:
-        value: Any = entity
-        for part in prop.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise CliError(f"Property not found: {prop}")
-            value = value[part]
-        click.echo(output.format_value(value, prop.split(".")[-1]))
+        output.print_property(entity, prop)
         return
     show(entity, fmt)
 

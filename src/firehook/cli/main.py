@@ -38,27 +38,19 @@ class Group(click.Group):
         verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
-        except CliError as exc:
+        except (CliError, errors.FirehookError) as exc:
             if verbose:
                 import traceback
 
                 traceback.print_exc()
             click.echo(f"Error: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
-        except errors.FirehookError as exc:
-            if verbose:
-                import traceback
-
-                traceback.print_exc()
-            click.echo(f"Error: {exc.message}", err=True)
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_code", 1))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(firehook.__version__, prog_name="firehook")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
-@click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of an error.")
+def cli(verbose: bool) -> None:
     """firehook: activity scripts and signed webhooks, self-hosted.
 
     Commands other than serve, worker, db:upgrade, script:run and webhook:verify talk to a
@@ -74,8 +66,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
       firehook activity:emit --type environment.push -e main --state complete
       firehook integration:activity:log <integration id>
     """
-    ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
 
 
 SHELLS = ("bash", "zsh", "fish")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from firehook.cli.client import CliError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -104,6 +106,17 @@ def render_properties(properties: Mapping[str, Any], fmt: Format, json_data: Any
     """One object as a Property/Value table (Upsun's ``renderSimple``)."""
     rows = [(name, format_value(value, name)) for name, value in properties.items() if not name.startswith("_")]
     render(rows, ("Property", "Value"), fmt, json_data=json_data if json_data is not None else dict(properties))
+
+
+def print_property(doc: Mapping[str, Any], prop: str) -> None:
+    """Print one property of ``doc`` (``-P/--property``; dotted for nested), or CliError when
+    it is missing."""
+    value: Any = doc
+    for part in prop.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise CliError(f"Property not found: {prop}")
+        value = value[part]
+    click.echo(format_value(value, prop.split(".")[-1]))
 
 
 def format_value(value: Any, prop: str | None = None) -> str:

@@ -12,9 +12,9 @@ import click
 from firehook.cli.options import SERVER_SETTINGS, WORKER_SETTINGS, load_settings, settings_options
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging() -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
 

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 
 from firehook import errors, ids, model, timefmt
 from firehook.service.core import Services, require_admin
+from firehook.settings import ADMIN_TOKEN_FILE
 from firehook.store import projects as project_store
 from firehook.store import tokens as store
 
 PREFIX = "fh_"
-ADMIN_TOKEN_FILE = "admin.token"
 
 
 def new_secret() -> str:

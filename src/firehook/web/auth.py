@@ -35,6 +35,11 @@ def services_of(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+async def call(fn: Any, *args: Any) -> Any:
+    """Run a (blocking) service call off the event loop."""
+    return await run_in_threadpool(fn, *args)
+
+
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 

@@ -53,7 +53,7 @@ def _retry(text: str) -> list[float] | None:
         raise errors.InvalidInput.field("retry", "must be seconds separated by commas, e.g. 5, 300, 1800") from None
 
 
-def integration_values(item: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+def integration_values(item: dict[str, Any] | None) -> dict[str, Any]:
     """Form values of an integration (the defaults for a new one). Never the shared key."""
     if item is None:
         return {"events": "", "states": "", "result": "*", "environments": "", "excluded_environments": "",
@@ -71,9 +71,9 @@ def integration_values(item: dict[str, Any] | None, kind: str) -> dict[str, Any]
     }
 
 
-def submitted_values(form: Any, kind: str) -> dict[str, Any]:
+def submitted_values(form: Any) -> dict[str, Any]:
     """What was typed, to show the form again with its errors (never the shared key)."""
-    values = integration_values(None, kind)
+    values = integration_values(None)
     for name in (*LIST_FIELDS, "result", "description", "script", "url", "retry"):
         values[name] = _text(form, name)
     for name in (*FLAGS, "standard_webhooks"):

@@ -9,10 +9,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from firehook import model
 from firehook.service import activities as activity_service
 from firehook.service import integrations as integration_service
 from firehook.service import projects as project_service
@@ -28,10 +26,6 @@ KNOWN_TYPES = ("environment.push", "environment.deploy", "environment.redeploy",
                "environment.delete", "integration.script", "integration.webhook")
 
 
-def _call(fn: Any, *args: Any) -> Any:
-    return run_in_threadpool(fn, *args)
-
-
 @router.get("/projects/{project}/activities")
 async def activities(project: str, request: Request) -> Response:
     who = await auth.principal(request)
@@ -43,8 +37,8 @@ async def activities(project: str, request: Request) -> Response:
     params["count"] = str(PAGE_SIZE)
     if q.get("starts_at"):
         params["starts_at"] = q["starts_at"]
-    info = await _call(project_service.get, services, who, project)
-    items = await _call(activity_service.list_, services, who, project, params)
+    info = await auth.call(project_service.get, services, who, project)
+    items = await auth.call(activity_service.list_, services, who, project, params)
     next_page = None
     if len(items) == PAGE_SIZE:
         next_page = "?" + urlencode({**{k: v for k, v in filters.items() if v},
@@ -59,10 +53,10 @@ async def activities(project: str, request: Request) -> Response:
 async def activity(project: str, activity: str, request: Request) -> Response:
     who = await auth.principal(request)
     services = auth.services_of(request)
-    info = await _call(project_service.get, services, who, project)
-    doc = await _call(activity_service.get, services, who, project, activity)
-    is_run = doc.get("type") in model.RUN_ACTIVITY_TYPE.values() and bool(doc.get("integration"))
-    cursor = await _call(activity_service.LogCursor, services, who, project, activity)
+    info = await auth.call(project_service.get, services, who, project)
+    cursor = await auth.call(activity_service.LogCursor, services, who, project, activity)
+    doc = dict(cursor.doc)
+    is_run = cursor.is_run
     log_lines, sealed = await _read_log(cursor)
     context: dict[str, Any] = {
         "project": info, "activity": doc, "is_run": is_run, "log_lines": log_lines, "sealed": sealed,
@@ -70,10 +64,10 @@ async def activity(project: str, activity: str, request: Request) -> Response:
         "attempts": [], "runs": [], "integrations": [],
     }
     if is_run:
-        context["attempts"] = await _call(activity_service.attempts, services, who, project, activity)
+        context["attempts"] = await auth.call(activity_service.attempts, services, who, project, activity)
     else:
-        context["runs"] = await _call(activity_service.runs_of, services, who, project, activity)
-        context["integrations"] = await _call(integration_service.list_, services, who, project)
+        context["runs"] = await auth.call(activity_service.runs_of, services, who, project, activity)
+        context["integrations"] = await auth.call(integration_service.list_, services, who, project)
     return render.page(request, "activity.html", context, who=who)
 
 
@@ -81,7 +75,7 @@ async def _read_log(cursor: Any) -> tuple[list[dict[str, Any]], bool]:
     """The whole log written so far (the cursor reads it in pages), and whether it is sealed."""
     lines: list[dict[str, Any]] = []
     while True:
-        batch, sealed = await _call(cursor.read)
+        batch, sealed = await auth.call(cursor.read)
         lines.extend(batch)
         if sealed or not batch or len(lines) >= MAX_LOG_LINES:
             return lines, sealed
@@ -93,13 +87,12 @@ async def activity_log(project: str, activity: str, request: Request) -> Respons
     page follows a running run with this (the API's NDJSON stream needs a bearer token)."""
     who = await auth.principal(request)
     services = auth.services_of(request)
-    cursor = await _call(activity_service.LogCursor, services, who, project, activity)
+    cursor = await auth.call(activity_service.LogCursor, services, who, project, activity)
     after = request.query_params.get("after", "0")
     cursor.after = int(after) if after.isdigit() else 0
-    lines, sealed = await _call(cursor.read)
-    doc = await _call(activity_service.get, services, who, project, activity)
+    lines, sealed = await auth.call(cursor.read)
     return JSONResponse({"lines": lines, "after": cursor.after, "sealed": sealed,
-                         "state": doc.get("state"), "result": doc.get("result")})
+                         "state": cursor.doc.get("state"), "result": cursor.doc.get("result")})
 
 
 @router.post("/projects/{project}/activities/{activity}/replay")
@@ -112,7 +105,7 @@ async def replay(project: str, activity: str, request: Request) -> Response:
         body["integrations"] = chosen
     if form.get("state"):
         body["state"] = str(form.get("state"))
-    answer = await _call(activity_service.replay, auth.services_of(request), who, project, activity, body)
+    answer = await auth.call(activity_service.replay, auth.services_of(request), who, project, activity, body)
     runs = answer["_embedded"]["runs"]
     if len(runs) == 1 and form.get("open_run"):
         return render.redirect(request, f"/projects/{project}/activities/{runs[0]['id']}", "Replayed: 1 new run.")
@@ -127,5 +120,5 @@ async def replay(project: str, activity: str, request: Request) -> Response:
 async def cancel(project: str, activity: str, request: Request) -> Response:
     who = await auth.principal(request)
     await auth.form_checked(request)
-    await _call(activity_service.cancel, auth.services_of(request), who, project, activity)
+    await auth.call(activity_service.cancel, auth.services_of(request), who, project, activity)
     return render.redirect(request, f"/projects/{project}/activities/{activity}", "Run cancelled.")

@@ -13,10 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from firehook import dryrun, errors
+from firehook import dryrun, errors, model
 from firehook.service import activities as activity_service
 from firehook.service import integrations as integration_service
 from firehook.service import projects as project_service
@@ -37,20 +36,15 @@ console.log("answered", res.status);
 """
 
 
-def _call(fn: Any, *args: Any) -> Any:
-    return run_in_threadpool(fn, *args)
-
-
-async def _page(request: Request, project: str, values: dict[str, str], *, picked_activity: str = "",
-                picked_integration: str = "", sensitive_names: list[str] | None = None,
+async def _page(request: Request, who: model.Token, project: str, values: dict[str, str], *,
+                picked_activity: str = "", picked_integration: str = "", sensitive_names: list[str] | None = None,
                 field_errors: dict[str, str] | None = None, outcome: Any = None,
                 log_lines: list[dict[str, str]] | None = None, status: int = 200) -> Response:
-    who = await auth.principal(request)
     services = auth.services_of(request)
-    info = await _call(project_service.get, services, who, project)
-    recent = await _call(activity_service.list_, services, who, project, {"count": str(RECENT)})
+    info = await auth.call(project_service.get, services, who, project)
+    recent = await auth.call(activity_service.list_, services, who, project, {"count": str(RECENT)})
     recent = [a for a in recent if not str(a.get("type", "")).startswith("integration.")]
-    integrations = await _call(integration_service.list_, services, who, project)
+    integrations = await auth.call(integration_service.list_, services, who, project)
     return render.page(request, "dryrun.html", {
         "project": info, "recent": recent, "scripts": [i for i in integrations if i["type"] == "script"],
         "values": values, "picked_activity": picked_activity, "picked_integration": picked_integration,
@@ -68,14 +62,14 @@ async def dry_run_page(project: str, request: Request) -> Response:
     values = {"activity_json": "", "script": SAMPLE_SCRIPT, "variables_json": "{}"}
     sensitive: list[str] = []
     if activity_id:
-        doc = await _call(activity_service.get, services, who, project, activity_id)
+        doc = await auth.call(activity_service.get, services, who, project, activity_id)
         values["activity_json"] = json.dumps(doc, indent=2, ensure_ascii=False)
     if integration_id:
-        item = await _call(integration_service.get, services, who, project, integration_id)
+        item = await auth.call(integration_service.get, services, who, project, integration_id)
         if item["type"] != "script":
             raise errors.InvalidInput.field("integration", f"{integration_id} is a webhook, not a script")
         values["script"] = item["script"] or ""
-        variables = await _call(integration_service.list_variables, services, who, project, integration_id)
+        variables = await auth.call(integration_service.list_variables, services, who, project, integration_id)
         plain = {}
         for var in variables:
             if var["is_sensitive"]:
@@ -83,7 +77,7 @@ async def dry_run_page(project: str, request: Request) -> Response:
             else:
                 plain[var["name"]] = json.loads(var["value"]) if var["is_json"] else var["value"]
         values["variables_json"] = json.dumps(plain, indent=2, ensure_ascii=False)
-    return await _page(request, project, values, picked_activity=activity_id, picked_integration=integration_id,
+    return await _page(request, who, project, values, picked_activity=activity_id, picked_integration=integration_id,
                        sensitive_names=sensitive)
 
 
@@ -99,13 +93,13 @@ async def dry_run(project: str, request: Request) -> Response:
     if not values["script"].strip():
         field_errors["script"] = "write a script to run"
     if field_errors:
-        return await _page(request, project, values, field_errors=field_errors, status=400)
+        return await _page(request, who, project, values, field_errors=field_errors, status=400)
     # The same use case as POST /api/projects/{p}/dry-run.
-    report = await run_in_threadpool(dryrun.dry_run, services, who, project,
-                                     {"script": values["script"], "activity": activity_doc, "variables": variables})
+    report = await auth.call(dryrun.dry_run, services, who, project,
+                             {"script": values["script"], "activity": activity_doc, "variables": variables})
     outcome = SimpleNamespace(success=report["result"] == "success", error=report["error"],
                               duration_ms=report["duration_ms"])
-    return await _page(request, project, values, outcome=outcome, log_lines=report["log"])
+    return await _page(request, who, project, values, outcome=outcome, log_lines=report["log"])
 
 
 def _json_object(text: str, field: str, field_errors: dict[str, str]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from firehook import errors, model
@@ -19,10 +18,6 @@ from firehook.web.render import UIRoute
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
 RUNS_SHOWN = 25
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    return run_in_threadpool(fn, *args)
 
 
 def _base(project: str, integration: str | None = None) -> str:
@@ -40,14 +35,14 @@ def _detail(exc: errors.FirehookError) -> dict[str, str]:
 async def integrations(project: str, request: Request) -> Response:
     who = await auth.principal(request)
     services = auth.services_of(request)
-    info = await _call(project_service.get, services, who, project)
-    items = await _call(service.list_, services, who, project)
+    info = await auth.call(project_service.get, services, who, project)
+    items = await auth.call(service.list_, services, who, project)
     return render.page(request, "integrations.html", {"project": info, "integrations": items}, who=who)
 
 
 async def _form_page(request: Request, who: model.Token, project: str, kind: str, item: dict[str, Any] | None,
                      values: dict[str, Any], field_errors: dict[str, str], status: int = 200) -> Response:
-    info = await _call(project_service.get, auth.services_of(request), who, project)
+    info = await auth.call(project_service.get, auth.services_of(request), who, project)
     return render.page(request, "integration_form.html", {
         "project": info, "kind": kind, "integration": item, "values": values, "errors": field_errors,
         "has_key": bool(item and item.get("shared_key")),
@@ -62,7 +57,7 @@ async def new_integration(project: str, request: Request) -> Response:
     kind = request.query_params.get("type", "script")
     if kind not in model.INTEGRATION_TYPES:
         raise errors.InvalidInput.field("type", f"{kind!r} is not one of script, webhook")
-    return await _form_page(request, who, project, kind, None, forms.integration_values(None, kind), {})
+    return await _form_page(request, who, project, kind, None, forms.integration_values(None), {})
 
 
 @router.post("/projects/{project}/integrations")
@@ -74,9 +69,9 @@ async def create_integration(project: str, request: Request) -> Response:
         raise errors.InvalidInput.field("type", f"{kind!r} is not one of script, webhook")
     try:
         body = forms.integration_body(form, kind, creating=True)
-        created = await _call(service.create, auth.services_of(request), who, project, body)
+        created = await auth.call(service.create, auth.services_of(request), who, project, body)
     except errors.InvalidInput as exc:
-        return await _form_page(request, who, project, kind, None, forms.submitted_values(form, kind),
+        return await _form_page(request, who, project, kind, None, forms.submitted_values(form),
                                 _detail(exc), status=400)
     return render.redirect(request, _base(project, created["id"]), f"Created {kind} {created['id']}.")
 
@@ -90,10 +85,10 @@ async def integration(project: str, integration: str, request: Request) -> Respo
 async def _integration_page(request: Request, who: model.Token, project: str, integration: str,
                             var_values: dict[str, Any], var_errors: dict[str, str], status: int = 200) -> Response:
     services = auth.services_of(request)
-    info = await _call(project_service.get, services, who, project)
-    item = await _call(service.get, services, who, project, integration)
-    variables = await _call(service.list_variables, services, who, project, integration)
-    runs = await _call(activity_service.list_, services, who, project, {"count": str(RUNS_SHOWN)}, integration)
+    info = await auth.call(project_service.get, services, who, project)
+    item = await auth.call(service.get, services, who, project, integration)
+    variables = await auth.call(service.list_variables, services, who, project, integration)
+    runs = await auth.call(activity_service.list_, services, who, project, {"count": str(RUNS_SHOWN)}, integration)
     return render.page(request, "integration.html", {
         "project": info, "integration": item, "variables": variables, "runs": runs,
         "var_values": var_values, "var_errors": var_errors,
@@ -103,8 +98,8 @@ async def _integration_page(request: Request, who: model.Token, project: str, in
 @router.get("/projects/{project}/integrations/{integration}/edit")
 async def edit_integration(project: str, integration: str, request: Request) -> Response:
     who = await auth.principal(request)
-    item = await _call(service.get, auth.services_of(request), who, project, integration)
-    return await _form_page(request, who, project, item["type"], item, forms.integration_values(item, item["type"]), {})
+    item = await auth.call(service.get, auth.services_of(request), who, project, integration)
+    return await _form_page(request, who, project, item["type"], item, forms.integration_values(item), {})
 
 
 @router.post("/projects/{project}/integrations/{integration}")
@@ -112,20 +107,20 @@ async def update_integration(project: str, integration: str, request: Request) -
     who = await auth.principal(request)
     form = await auth.form_checked(request)
     services = auth.services_of(request)
-    item = await _call(service.get, services, who, project, integration)
+    item = await auth.call(service.get, services, who, project, integration)
     try:
         body = forms.integration_body(form, item["type"], creating=False)
-        await _call(service.update, services, who, project, integration, body)
+        await auth.call(service.update, services, who, project, integration, body)
     except errors.InvalidInput as exc:
         return await _form_page(request, who, project, item["type"], item,
-                                forms.submitted_values(form, item["type"]), _detail(exc), status=400)
+                                forms.submitted_values(form), _detail(exc), status=400)
     return render.redirect(request, _base(project, integration), "Saved.")
 
 
 async def _set_enabled(project: str, integration: str, request: Request, enabled: bool) -> Response:
     who = await auth.principal(request)
     await auth.form_checked(request)
-    await _call(service.update, auth.services_of(request), who, project, integration, {"enabled": enabled})
+    await auth.call(service.update, auth.services_of(request), who, project, integration, {"enabled": enabled})
     back = request.headers.get("referer") or ""
     target = _base(project) if back.endswith(_base(project)) else _base(project, integration)
     return render.redirect(request, target, f"Integration {integration} {'enabled' if enabled else 'disabled'}.")
@@ -145,7 +140,7 @@ async def disable(project: str, integration: str, request: Request) -> Response:
 async def delete_integration(project: str, integration: str, request: Request) -> Response:
     who = await auth.principal(request)
     await auth.form_checked(request)
-    await _call(service.delete, auth.services_of(request), who, project, integration)
+    await auth.call(service.delete, auth.services_of(request), who, project, integration)
     return render.redirect(request, _base(project), f"Deleted integration {integration}.")
 
 
@@ -154,9 +149,9 @@ async def validate(project: str, integration: str, request: Request) -> Response
     who = await auth.principal(request)
     await auth.form_checked(request)
     services = auth.services_of(request)
-    report = await _call(service.validate, services, who, project, integration)
-    info = await _call(project_service.get, services, who, project)
-    item = await _call(service.get, services, who, project, integration)
+    report = await auth.call(service.validate, services, who, project, integration)
+    info = await auth.call(project_service.get, services, who, project)
+    item = await auth.call(service.get, services, who, project, integration)
     return render.page(request, "validate.html", {"project": info, "integration": item, "report": report},
                        status=200 if report.get("valid") else 400, who=who)
 
@@ -170,7 +165,7 @@ async def create_variable(project: str, integration: str, request: Request) -> R
     form = await auth.form_checked(request)
     body = forms.variable_create_body(form)
     try:
-        await _call(service.create_variable, auth.services_of(request), who, project, integration, body)
+        await auth.call(service.create_variable, auth.services_of(request), who, project, integration, body)
     except (errors.InvalidInput, errors.Conflict) as exc:
         shown = {"name": body["name"], "is_json": body["is_json"], "is_sensitive": body["is_sensitive"]}
         return await _integration_page(request, who, project, integration, shown, _detail(exc), status=exc.status)
@@ -182,9 +177,9 @@ async def update_variable(project: str, integration: str, name: str, request: Re
     who = await auth.principal(request)
     form = await auth.form_checked(request)
     services = auth.services_of(request)
-    current = await _call(service.get_variable, services, who, project, integration, name)
+    current = await auth.call(service.get_variable, services, who, project, integration, name)
     body = forms.variable_update_body(form, current)
-    await _call(service.update_variable, services, who, project, integration, name, body)
+    await auth.call(service.update_variable, services, who, project, integration, name, body)
     return render.redirect(request, _base(project, integration) + "#variables", f"Saved variable {name}.")
 
 
@@ -192,5 +187,5 @@ async def update_variable(project: str, integration: str, name: str, request: Re
 async def delete_variable(project: str, integration: str, name: str, request: Request) -> Response:
     who = await auth.principal(request)
     await auth.form_checked(request)
-    await _call(service.delete_variable, auth.services_of(request), who, project, integration, name)
+    await auth.call(service.delete_variable, auth.services_of(request), who, project, integration, name)
     return render.redirect(request, _base(project, integration) + "#variables", f"Deleted variable {name}.")

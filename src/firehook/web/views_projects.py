@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from firehook import errors
+from firehook import errors, model
 from firehook.service import projects as project_service
 from firehook.web import auth, render
 from firehook.web.render import UIRoute
@@ -14,17 +13,17 @@ from firehook.web.render import UIRoute
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
 
-async def _list_page(request: Request, values: dict[str, str], field_errors: dict[str, str],
+async def _list_page(request: Request, who: model.Token, values: dict[str, str], field_errors: dict[str, str],
                      status: int = 200) -> Response:
-    who = await auth.principal(request)
-    projects = await run_in_threadpool(project_service.list_, auth.services_of(request), who)
+    projects = await auth.call(project_service.list_, auth.services_of(request), who)
     return render.page(request, "projects.html", {"projects": projects, "values": values, "errors": field_errors},
                        status=status, who=who)
 
 
 @router.get("/projects")
 async def projects(request: Request) -> Response:
-    return await _list_page(request, {}, {})
+    who = await auth.principal(request)
+    return await _list_page(request, who, {}, {})
 
 
 @router.post("/projects")
@@ -36,15 +35,15 @@ async def create_project(request: Request) -> Response:
     if values["id"]:
         body["id"] = values["id"]
     try:
-        created = await run_in_threadpool(project_service.create, auth.services_of(request), who, body)
+        created = await auth.call(project_service.create, auth.services_of(request), who, body)
     except (errors.InvalidInput, errors.Conflict) as exc:
         detail = exc.detail if isinstance(exc.detail, dict) else {"title": exc.message}
-        return await _list_page(request, values, detail, status=exc.status)
+        return await _list_page(request, who, values, detail, status=exc.status)
     return render.redirect(request, f"/projects/{created['id']}/integrations", f"Created project {created['title']}.")
 
 
 @router.get("/projects/{project}")
 async def project_home(project: str, request: Request) -> Response:
     who = await auth.principal(request)
-    await run_in_threadpool(project_service.get, auth.services_of(request), who, project)
+    await auth.call(project_service.get, auth.services_of(request), who, project)
     return RedirectResponse(f"/projects/{project}/activities", status_code=303)
