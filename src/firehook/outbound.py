@@ -32,7 +32,6 @@ __all__ = [
     "Address",
     "Guard",
     "GuardedResolver",
-    "guard_from",
     "parse_ip_literal",
     "why_refused",
 ]
@@ -301,19 +300,11 @@ class Guard:
         return self._vet(host, [str(info[4][0]) for info in infos])
 
     async def resolve_async(self, host: str, port: int) -> list[str]:
-        """:meth:`resolve` without blocking the event loop (getaddrinfo runs in a thread)."""
+        """:meth:`resolve` without blocking the event loop (a name lookup runs in a thread)."""
         known = self._known(host)
         if known is not None:
             return known
-        bare = _normal_host(host)
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise OSError(
-                f"cannot resolve {bare}: {getattr(exc, 'strerror', None) or exc}"
-            ) from None
-        return self._vet(host, [str(info[4][0]) for info in infos])
+        return await asyncio.get_running_loop().run_in_executor(None, self.resolve, host, port)
 
     def check_url(self, url: str) -> None:
         """Save-time validation of a webhook URL: http(s), a host, resolves, not refused.
@@ -346,11 +337,6 @@ class Guard:
         if literal is not None and literal.version == 4 and host.rstrip(".") != str(literal):
             # HTTP clients (aiohttp among them) refuse these spellings at send time.
             raise errors.InvalidInput.field("url", f"write the address {host} as {literal}")
-
-
-def guard_from(allow: Sequence[str]) -> Guard:
-    """A Guard for the allow-list (the parsed ``FIREHOOK_OUTBOUND_ALLOW`` setting)."""
-    return Guard(allow)
 
 
 class GuardedResolver(aiohttp.abc.AbstractResolver):

@@ -84,12 +84,11 @@ def verify_standard_webhook(
     timestamp = _header(headers, "webhook-timestamp")
     signature = _header(headers, "webhook-signature")
     try:
-        signing.verify_standard_webhooks(
+        moment = signing.verify_standard_webhooks(
             msg_id or "", timestamp or "", body, signature or "", secret
         )
     except signing.InvalidSignature as exc:
         raise SignatureError(exc.message) from None
-    moment = int(str(timestamp).strip())
     current = time.time() if now is None else now
     if abs(current - moment) > tolerance:
         raise SignatureError(

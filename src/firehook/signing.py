@@ -65,6 +65,25 @@ class InvalidSignature(errors.Unauthorized):
     """A signature did not verify; the message says why (malformed, wrong header, mismatch)."""
 
 
+def _check_key(key: str) -> None:
+    """Raise TypeError unless ``key`` is a str, ValueError when it is empty."""
+    if not isinstance(key, str):
+        raise TypeError(f"a shared key is a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("the shared key is empty")
+
+
+def _listed(keys: str | Sequence[str], verb: str) -> list[str]:
+    """``keys`` as a list (one key is a list of one); ValueError when there is none.
+
+    ``verb`` ("sign" or "verify") completes the message.
+    """
+    listed = [keys] if isinstance(keys, str) else list(keys)
+    if not listed:
+        raise ValueError(f"no shared key given to {verb} with")
+    return listed
+
+
 @functools.lru_cache(maxsize=4096)
 def _oct_key(key: str) -> OctKey:
     """The joserfc key for a shared key, imported once.
@@ -72,19 +91,14 @@ def _oct_key(key: str) -> OctKey:
     Shared keys are chosen by users and Upsun accepts short ones, so joserfc's warning about
     keys under 112 bits is silenced here (it would be logged on every delivery otherwise).
     """
-    if not isinstance(key, str):
-        raise TypeError(f"a shared key is a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("the shared key is empty")
+    _check_key(key)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jose_errors.SecurityWarning)
         return OctKey.import_key(key.encode("utf-8"))
 
 
 def _key_list(keys: str | Sequence[str]) -> list[str]:
-    listed = [keys] if isinstance(keys, str) else list(keys)
-    if not listed:
-        raise ValueError("no shared key given to verify with")
+    listed = _listed(keys, "verify")
     for key in listed:
         _oct_key(key)  # validates: a str, not empty
     return listed
@@ -107,10 +121,7 @@ _B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 @functools.lru_cache(maxsize=4096)
 def _mac_after_header(key: str) -> hmac.HMAC:
     """An HMAC for ``key`` that has already absorbed ``HEADER_SEGMENT + "."`` (copied per body)."""
-    if not isinstance(key, str):
-        raise TypeError(f"a shared key is a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("the shared key is empty")
+    _check_key(key)
     return hmac.new(key.encode("utf-8"), _SIGNING_PREFIX, hashlib.sha256)
 
 
@@ -130,11 +141,7 @@ def sign_detached(body: bytes, key: str) -> str:
 
 def signature_header(body: bytes, keys: Sequence[str]) -> str:
     """One signature per key, newest key first, separated by a space (key rotation)."""
-    if isinstance(keys, str):
-        keys = [keys]
-    if not keys:
-        raise ValueError("no shared key given to sign with")
-    return " ".join(sign_detached(body, key) for key in keys)
+    return " ".join(sign_detached(body, key) for key in _listed(keys, "sign"))
 
 
 def _check_structure(token: str) -> None:
@@ -273,9 +280,7 @@ def standard_webhooks_headers(
     ``secret`` may be several keys (rotation, newest first): the signature header then lists
     one ``v1,…`` per key, space-separated, as the specification allows.
     """
-    secrets = [secret] if isinstance(secret, str) else list(secret)
-    if not secrets:
-        raise ValueError("no shared key given to sign with")
+    secrets = _listed(secret, "sign")
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(timestamp)),
@@ -287,15 +292,14 @@ def standard_webhooks_headers(
 
 def verify_standard_webhooks(
     msg_id: str, timestamp: str | int, body: bytes, signature: str, secrets: str | Sequence[str]
-) -> None:
+) -> int:
     """Check a ``webhook-signature`` value (one or more ``v1,…``) in constant time.
 
     Only the signature: the timestamp's freshness is the caller's policy (see
-    ``firehook.receiver.verify_standard_webhook``). Raises InvalidSignature.
+    ``firehook.receiver.verify_standard_webhook``). Returns the timestamp as Unix seconds.
+    Raises InvalidSignature.
     """
-    secret_list = [secrets] if isinstance(secrets, str) else list(secrets)
-    if not secret_list:
-        raise ValueError("no shared key given to verify with")
+    secret_list = _listed(secrets, "verify")
     if not msg_id or timestamp in (None, "") or not signature:
         raise InvalidSignature(
             "missing Standard Webhooks header: webhook-id, webhook-timestamp and "
@@ -318,7 +322,7 @@ def verify_standard_webhooks(
         expected = standard_webhooks_signature(msg_id, ts, body, secret)[3:].encode("ascii")
         for candidate in offered:
             if hmac.compare_digest(candidate, expected):
-                return
+                return ts
     raise InvalidSignature(
         "signature mismatch: webhook-signature does not match this id, timestamp and body; check "
         "the secret, and verify the raw request body exactly as received"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from firehook import receiver
-from firehook.contrib import KeySource, missing_framework, resolve_keys
+from firehook.contrib import KeySource, missing_framework, refusal
 
 try:
     from asgiref.sync import markcoroutinefunction
@@ -41,12 +41,11 @@ def verify_signature(key: KeySource) -> Callable[[View], View]:
     ``key`` may be a callable (``lambda: settings.FIREHOOK_SHARED_KEY``) read per request.
     """
 
-    def refusal(request: HttpRequest) -> HttpResponse | None:
+    def refused_response(request: HttpRequest) -> HttpResponse | None:
         header = request.headers.get(receiver.SIGNATURE_HEADER)
-        try:
-            receiver.verify(request.body, header, resolve_keys(key))
-        except receiver.SignatureError as exc:
-            return HttpResponse(str(exc), status=401, content_type="text/plain; charset=utf-8")
+        reason = refusal(request.body, header, key)
+        if reason is not None:
+            return HttpResponse(reason, status=401, content_type="text/plain; charset=utf-8")
         return None
 
     def decorator(view: View) -> View:
@@ -54,7 +53,7 @@ def verify_signature(key: KeySource) -> Callable[[View], View]:
 
             @functools.wraps(view)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                refused = refusal(request)
+                refused = refused_response(request)
                 if refused is not None:
                     return refused
                 return await view(request, *args, **kwargs)
@@ -65,7 +64,7 @@ def verify_signature(key: KeySource) -> Callable[[View], View]:
 
             @functools.wraps(view)
             def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                refused = refusal(request)
+                refused = refused_response(request)
                 return refused if refused is not None else view(request, *args, **kwargs)
 
             wrapped = wrapper

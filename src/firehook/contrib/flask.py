@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from firehook import receiver
-from firehook.contrib import KeySource, missing_framework, resolve_keys
+from firehook.contrib import KeySource, missing_framework, refusal
 
 try:
     import flask
@@ -37,27 +37,26 @@ def verify_signature(key: KeySource) -> Callable[[View], View]:
     """Decorate a Flask view so that it runs only for requests signed with ``key``."""
 
     def decorator(view: View) -> View:
-        def refusal() -> flask.Response | None:
+        def refused_response() -> flask.Response | None:
             body = flask.request.get_data(cache=True)
             header = flask.request.headers.get(receiver.SIGNATURE_HEADER)
-            try:
-                receiver.verify(body, header, resolve_keys(key))
-            except receiver.SignatureError as exc:
-                return flask.Response(str(exc), status=401, mimetype="text/plain")
+            reason = refusal(body, header, key)
+            if reason is not None:
+                return flask.Response(reason, status=401, mimetype="text/plain")
             return None
 
         if inspect.iscoroutinefunction(view):
 
             @functools.wraps(view)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                refused = refusal()
+                refused = refused_response()
                 return refused if refused is not None else await view(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            refused = refusal()
+            refused = refused_response()
             return refused if refused is not None else view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from firehook import receiver
-from firehook.contrib import KeySource, missing_framework, resolve_keys
+from firehook.contrib import KeySource, missing_framework, refusal
 
 try:
     from starlette.exceptions import HTTPException
@@ -41,10 +41,9 @@ async def verified_body(request: Request, key: KeySource) -> bytes:
     Raises ``HTTPException(401)`` whose detail says why when it does not.
     """
     body = await request.body()
-    try:
-        receiver.verify(body, request.headers.get(receiver.SIGNATURE_HEADER), resolve_keys(key))
-    except receiver.SignatureError as exc:
-        raise HTTPException(status_code=401, detail=str(exc)) from None
+    reason = refusal(body, request.headers.get(receiver.SIGNATURE_HEADER), key)
+    if reason is not None:
+        raise HTTPException(status_code=401, detail=reason)
     return body
 
 

@@ -151,10 +151,11 @@ class Fetcher:
         for hop in range(MAX_REDIRECTS + 1):
             response = self._send(method, url, headers, body)
             location = {k.lower(): v for k, v in response.headers}.get("location")
-            if response.status not in (301, 302, 303, 307, 308) or location is None:
-                response.redirected = hop > 0
-                return response
-            if request.redirect == "manual":
+            if (
+                response.status not in (301, 302, 303, 307, 308)
+                or location is None
+                or request.redirect == "manual"
+            ):
                 response.redirected = hop > 0
                 return response
             if request.redirect == "error":

@@ -56,8 +56,6 @@ class HostSession:
     ) -> None:
         self.source = source
         self.activity_json = activity_json
-        self.project = project
-        self.variables = variables
         self.limits = script_limits
         self.log = log
         self.storage = QuotaStorage(storage, script_limits)
@@ -195,7 +193,7 @@ class HostSession:
         try:
             response = self.fetcher.fetch(request)
         except fetch.OutOfTime:
-            return self.end(limits.TIMEOUT, self._timeout_message())
+            return self.end(limits.TIMEOUT, self.timeout_message())
         except fetch.ResponseTooLarge as exc:
             self.log.write(f"HTTP error: {exc} ({_ms(started, self.clock())} ms)")
             return self.end(
@@ -205,7 +203,7 @@ class HostSession:
         except fetch.NetworkError as exc:
             self.log.write(f"HTTP error: {exc} ({_ms(started, self.clock())} ms)")
             if self.time_left() <= 0:
-                return self.end(limits.TIMEOUT, self._timeout_message())
+                return self.end(limits.TIMEOUT, self.timeout_message())
             return _error("TypeError", f"fetch failed: {exc}")
         elapsed = _ms(started, self.clock())
         self.log.write(f"HTTP response: {response.status} {response.status_text} ({elapsed} ms)")
@@ -242,7 +240,8 @@ class HostSession:
             }
         )
 
-    def _timeout_message(self) -> str:
+    def timeout_message(self) -> str:
+        """The log line of a run that ran out of time."""
         return f"time limit of {limits.describe_seconds(self.limits.timeout)} s exceeded"
 
 

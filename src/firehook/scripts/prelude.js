@@ -18,7 +18,6 @@
   var ErrorCtor = Error;
   var TypeErrorCtor = TypeError;
   var RangeErrorCtor = RangeError;
-  var SyntaxErrorCtor = SyntaxError;
   var MapCtor = Map;
   var mapSet = Map.prototype.set;
   var mapHas = Map.prototype.has;
@@ -36,7 +35,7 @@
   var mapHasCall = bindCall(mapHas);
   var promiseThenCall = bindCall(promiseThen);
 
-  var ERRORS = { TypeError: TypeErrorCtor, RangeError: RangeErrorCtor, SyntaxError: SyntaxErrorCtor };
+  var ERRORS = { TypeError: TypeErrorCtor, RangeError: RangeErrorCtor };
 
   // One string crosses each way: "op\narg" in, the answer out.
   function hostRaw(op, arg) {

@@ -58,13 +58,15 @@ def script_position(stack: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def _at(message: str, position: tuple[int, int] | None) -> str:
+    """``message`` followed by `` (line L, column C)`` when the position is known."""
+    return message if position is None else f"{message} (line {position[0]}, column {position[1]})"
+
+
 def describe_error(name: str | None, message: str, stack: str | None) -> str:
     """``"TypeError: x is not a function (line 3, column 5)"``; thrown non-errors as such."""
     text = f"{name}: {message}" if name else f"Uncaught {message}"
-    position = script_position(stack)
-    if position is not None:
-        text += f" (line {position[0]}, column {position[1]})"
-    return text
+    return _at(text, script_position(stack))
 
 
 def check_syntax(source: str) -> None:
@@ -112,8 +114,7 @@ def check_syntax(source: str) -> None:
 
 
 def _script_error(message: str, position: tuple[int, int] | None) -> errors.ScriptError:
-    text = message if position is None else f"{message} (line {position[0]}, column {position[1]})"
-    return errors.ScriptError(text, line=position[0] if position else None,
+    return errors.ScriptError(_at(message, position), line=position[0] if position else None,
                               column=position[1] if position else None)
 
 
@@ -214,7 +215,7 @@ def _memory_message(script_limits: ScriptLimits) -> str:
 
 def _with_position(message: str, result: Mapping[str, Any]) -> str:
     position = script_position(result.get("stack")) if not result.get("ok") else None
-    return message if position is None else f"{message} (line {position[0]}, column {position[1]})"
+    return _at(message, position)
 
 
 def _engine_failure(
@@ -223,10 +224,7 @@ def _engine_failure(
     if session.abort is not None:
         return session.abort.message, session.abort.limit
     if failure.kind == "interrupted":
-        return (
-            f"time limit of {limits.describe_seconds(script_limits.timeout)} s exceeded",
-            limits.TIMEOUT,
-        )
+        return session.timeout_message(), limits.TIMEOUT
     if failure.kind == "memory":
         return _memory_message(script_limits), limits.MEMORY
     if failure.kind == "stack":
