@@ -133,3 +133,11 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return int(self.proc.returncode)
+
+
+def runs_recorded(output: str) -> int:
+    """Runs recorded by the worker(s) whose log is ``output``: each says so as it stops
+    (``event=worker.stop … completed=N``); a serve's log holds its worker child's lines too."""
+    import re
+
+    return sum(int(n) for n in re.findall(r"event=worker\.stop \S+ completed=(\d+)", output))

@@ -1,11 +1,14 @@
-"""Prometheus metrics (``GET /metrics``). Counters are per process; the queue depth is read
-from the database at scrape time, so every process reports the shared queue."""
+"""Prometheus metrics (``GET /metrics``). Counters are per process, except under ``serve``
+with its worker child, where both write to one prometheus multiprocess directory and the
+API's scrape adds them up; the queue depth is read from the database at scrape time, so
+every process reports the shared queue."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -53,3 +56,15 @@ def install_queue_depth(depth: Callable[[], dict[str, int]]) -> None:
     collector = QueueDepth(depth)
     REGISTRY.register(collector)
     _installed.append(collector)
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What ``/metrics`` exposes: this process's registry, or, when processes share a
+    multiprocess directory, the sum over all of them plus the queue depth."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in _installed:
+        registry.register(collector)
+    return registry

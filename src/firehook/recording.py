@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import fanout, model, queue, timefmt
-from firehook.store import activities as store
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
 from firehook.store import projects as project_store
+from firehook.store import runs as run_store
 
 
 @dataclasses.dataclass
@@ -44,6 +44,10 @@ class Health:
     ok: bool
     disable_after: float  # seconds of nothing but failures before disabling; 0: never
     integration_id: str
+    # The integration had a failure streak when the run was loaded. A success of one that had
+    # none has nothing to update; a streak begun since is cleared by the next success loaded
+    # after it.
+    was_failing: bool = True
 
 
 @dataclasses.dataclass
@@ -74,57 +78,73 @@ def load(database: dbmod.Database, job: model.Job) -> Loaded | None:
 
 
 def _load(conn: sa.Connection, jobs: Sequence[model.Job]) -> dict[int, Loaded]:
-    rows = store.find_many_by_pk(conn, [j.run_pk for j in jobs])
-    runs = store.get_runs(conn, [j.run_pk for j in jobs])
-    integrations = integration_store.get_many(conn, {r["integration_id"] for r in runs.values()})
+    rows = run_store.load(conn, [j.run_pk for j in jobs])
+    integrations = integration_store.get_many(conn, {r.integration_id for r in rows.values()})
     variables = integration_store.variables_for_many(conn, integrations)
     projects = project_store.get_many(conn, {j.project for j in jobs})
-    bodies = store.snapshot_bodies(conn, [r["snapshot_pk"] for r in runs.values()])
+    objects = {p: project_store.script_object(projects.get(p), p) for p in {j.project for j in jobs}}
     out: dict[int, Loaded] = {}
     for job in jobs:
-        row, run = rows.get(job.run_pk), runs.get(job.run_pk)
-        if row is None or run is None:
+        run = rows.get(job.run_pk)
+        if run is None:
             continue
-        integration = integrations.get(run["integration_id"])
-        project = project_store.script_object(projects.get(job.project), job.project)
-        out[job.id] = Loaded(run_doc=row["doc"], project=project,
-                             integration=integration,
+        integration = integrations.get(run.integration_id)
+        out[job.id] = Loaded(run_doc=run.doc, project=objects[job.project], integration=integration,
                              variables=variables.get(integration.id, []) if integration else [],
-                             body=bodies[run["snapshot_pk"]], attempt=int(run["attempts"]) + 1,
-                             queued_at=float(run["queued_at"]), started_at=run["started_at"])
+                             body=run.body, attempt=run.attempts + 1, queued_at=run.queued_at,
+                             started_at=run.started_at)
     return out
+
+
+def claim_round(database: dbmod.Database, owner: str, kinds: Sequence[str], limit: int, lease_seconds: float,
+                public_url: str = "") -> list[tuple[model.Job, Loaded]]:
+    """Claim up to ``limit`` runs, mark them in progress, count their attempt and load what
+    the executors need — one transaction for the whole round."""
+    if limit <= 0:
+        return []
+    now = time.time()
+    with database.write() as conn:
+        jobs = queue.claim_on(conn, owner, kinds, limit, lease_seconds, now)
+        if not jobs:
+            return []
+        loaded = _start(conn, jobs, now, public_url)
+    return [(job, loaded[job.id]) for job in jobs if job.id in loaded]
 
 
 def start_many(database: dbmod.Database, jobs: Sequence[model.Job], owner: str,
                public_url: str = "") -> dict[int, Loaded]:
-    """Mark claimed runs in progress, count their attempt, and load what the executors need —
-    one transaction for all. Jobs whose lease was lost, or whose run is gone, are left out."""
-    now = time.time()
-    stamp = timefmt.from_epoch(now)
+    """Start runs claimed earlier (in another transaction): those whose lease was lost, or
+    whose run is gone, are left out."""
     with database.write() as conn:
         mine = queue.held(conn, [j.id for j in jobs], owner)
-        loaded = _load(conn, [j for j in jobs if j.id in mine])
-        by_id = {j.id: j for j in jobs}
-        saves, started, first = [], [], []
-        for job_id, item in loaded.items():
-            if item.integration is None:
-                continue
-            job, doc = by_id[job_id], item.run_doc
-            if doc["state"] != "in_progress":
-                doc["state"] = "in_progress"
-                doc["started_at"] = doc.get("started_at") or stamp
-            timings = _timings(doc)
-            timings.setdefault("wait", round(now - item.queued_at, 3))
-            doc["timings"] = timings
-            doc["parameters"]["attempts"] = item.attempt
-            doc["updated_at"] = stamp
-            item.started_at = item.started_at or now
-            saves.append((job.run_pk, doc))
-            started.append((job.run_pk, item.attempt, item.started_at))
-            if item.attempt == 1:
-                first.append((job, doc))
-        store.save_many(conn, saves)
-        store.mark_started(conn, started)
+        return _start(conn, [j for j in jobs if j.id in mine], time.time(), public_url)
+
+
+def _start(conn: sa.Connection, jobs: Sequence[model.Job], now: float, public_url: str) -> dict[int, Loaded]:
+    stamp = timefmt.from_epoch(now)
+    loaded = _load(conn, jobs)
+    by_id = {j.id: j for j in jobs}
+    saves, started, first = [], [], []
+    for job_id, item in loaded.items():
+        if item.integration is None:
+            continue
+        job, doc = by_id[job_id], item.run_doc
+        if doc["state"] != "in_progress":
+            doc["state"] = "in_progress"
+            doc["started_at"] = doc.get("started_at") or stamp
+        timings = _timings(doc)
+        timings.setdefault("wait", round(now - item.queued_at, 3))
+        doc["timings"] = timings
+        doc["parameters"]["attempts"] = item.attempt
+        doc["updated_at"] = stamp
+        item.started_at = item.started_at or now
+        saves.append((job.run_pk, doc))
+        started.append((job.run_pk, item.attempt, item.started_at))
+        if item.attempt == 1:
+            first.append((job, doc))
+    run_store.save_docs(conn, saves)
+    run_store.mark_started(conn, started)
+    if first:
         listeners = fanout.Listeners(conn)
         for job, doc in first:
             _reached(conn, public_url, job, doc, listeners)
@@ -149,14 +169,14 @@ def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[
     batches = [(pk, lines) for pk, lines in batches if lines]
     if batches:
         with database.write() as conn:
-            store.append_logs_many(conn, batches)
+            run_store.append_logs(conn, batches)
 
 
 def _track(conn: sa.Connection, health: Health | None, now: float,
            seen: dict[str, model.Integration | None]) -> str | None:
     """Update the failure streak; returns the reason when this attempt disables the integration."""
-    if health is None:
-        return None
+    if health is None or (health.ok and not health.was_failing):
+        return None  # the common case: a success of an integration that was not failing
     if health.integration_id not in seen:
         seen[health.integration_id] = integration_store.get_by_id(conn, health.integration_id)
     item = seen[health.integration_id]
@@ -202,9 +222,9 @@ def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
                 recorded.add(item.job.id)
         kept = [i for i in items if i.job.id in recorded]
         seen: dict[str, model.Integration | None] = {}
-        store.append_logs_many(conn, [
+        run_store.append_logs(conn, [
             (i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept])
-        store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
+        run_store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
         final = [i for i in kept if i.retry_at is None]
         unknown = [i.job.run_pk for i in final if i.started is None]
         read = _load(conn, [i.job for i in final if i.started is None]) if unknown else {}
@@ -222,8 +242,8 @@ def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
             timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
             doc["timings"] = timings
             saves.append((item.job, doc))
-        store.save_many(conn, [(job.run_pk, doc) for job, doc in saves])
-        store.mark_finished(conn, [job.run_pk for job, _ in saves])
+        run_store.save_docs(conn, [(job.run_pk, doc) for job, doc in saves])
+        run_store.mark_finished(conn, [job.run_pk for job, _ in saves])
         listeners = fanout.Listeners(conn)
         for job, doc in saves:
             _reached(conn, public_url, job, doc, listeners)

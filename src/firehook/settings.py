@@ -128,6 +128,19 @@ class Settings:
             return str(self.values["public_url"]).rstrip("/")
         return f"http://{self.values['host']}:{self.values['port']}"
 
+    def to_environ(self) -> dict[str, str]:
+        """Every setting as its ``FIREHOOK_*`` variable, so a child process resolves the same
+        values whatever flags its parent was given."""
+        out = {}
+        for setting in REGISTRY:
+            value = self.values[setting.name]
+            if isinstance(value, tuple):
+                text = ",".join(str(v) for v in value)
+            else:
+                text = str(value)
+            out[setting.env] = text
+        return out
+
     def replace(self, **changes: Any) -> Settings:
         merged = dict(self.values)
         merged.update(changes)

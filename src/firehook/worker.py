@@ -107,6 +107,9 @@ class Worker:
         log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
         try:
             while not stop.is_set():
+                # Cleared before the claim, not after: a wake that arrives while the claim runs
+                # (runs committed just after its query) is then not lost until the next poll.
+                self._wake.clear()
                 claimed = 0
                 try:
                     claimed = await self._claim_round()
@@ -116,7 +119,6 @@ class Worker:
                     continue
                 if claimed:
                     continue
-                self._wake.clear()
                 waker = asyncio.create_task(self._wake.wait())
                 await asyncio.wait([waker, stopper], timeout=self.settings.poll_interval,
                                    return_when=asyncio.FIRST_COMPLETED)
@@ -132,26 +134,21 @@ class Worker:
             log.info("event=worker.stop owner=%s completed=%d", self.owner, self.completed)
 
     async def _claim_round(self) -> int:
+        """Claim as many runs as there are free slots, per kind: one transaction claims them,
+        starts them (in progress, attempt counted) and loads their inputs."""
         total = 0
         for kind, executor in self.executors.items():
             free = executor.concurrency - self._per_kind[kind]
             if free <= 0:
                 continue
-            jobs = await asyncio.to_thread(queue.claim, self.database, self.owner, [kind], free,
-                                           self.settings.lease_seconds)
-            if not jobs:
-                continue
-            # One transaction starts them all (in progress, attempt counted) and loads their inputs.
-            loaded = await asyncio.to_thread(recording.start_many, self.database, jobs, self.owner, self.public_url)
-            for job in jobs:
-                item = loaded.get(job.id)
-                if item is None:  # lost the lease already, or the run is gone
-                    continue
+            claimed = await asyncio.to_thread(recording.claim_round, self.database, self.owner, [kind], free,
+                                              self.settings.lease_seconds, self.public_url)
+            for job, item in claimed:
                 self._per_kind[kind] += 1
                 task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
                 task.add_done_callback(functools.partial(self._done, job))
-            total += len(jobs)
+            total += len(claimed)
         return total
 
     def _done(self, job: model.Job, _task: object = None) -> None:
@@ -166,10 +163,8 @@ class Worker:
                 await self._record(recording.Finished(
                     job=job, logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")]), loaded)
                 return
-            created = loaded.run_doc.get("created_at")
-            if loaded.attempt == 1 and isinstance(created, str):
-                waited = max(0.0, time.time() - timefmt.to_epoch(created))
-                metrics.WAIT.labels("integration." + job.kind).observe(waited)
+            if loaded.attempt == 1:
+                _wait_metric(job.kind).observe(max(0.0, time.time() - loaded.queued_at))
             ctx = RunContext(job, loaded)
             self.inflight[job.id] = (self.inflight[job.id][0], ctx)
             try:
@@ -185,7 +180,8 @@ class Worker:
                 status = outcome.attempt.status
                 health = recording.Health(ok=status is not None and 200 <= status < 300,
                                           disable_after=float(self.settings.webhook_disable_after),
-                                          integration_id=ctx.integration.id)
+                                          integration_id=ctx.integration.id,
+                                          was_failing=ctx.integration.failing_since is not None)
             await self._record(recording.Finished(job=job, result=outcome.result, retry_at=outcome.retry_at,
                                                   logs=lines, attempt=outcome.attempt, health=health,
                                                   started=loaded), loaded)
@@ -202,8 +198,9 @@ class Worker:
         if await done:
             self.completed += 1
             _observe(item, loaded)
-            log.info("event=run.%s run=%s integration=%s result=%s", "retry" if item.retry_at else "complete",
-                     item.job.run_id, loaded.integration.id if loaded.integration else "-", item.result)
+            if log.isEnabledFor(logging.DEBUG):  # a line per run at INFO costs more than the run's bookkeeping
+                log.debug("event=run.%s run=%s integration=%s result=%s", "retry" if item.retry_at else "complete",
+                          item.job.run_id, loaded.integration.id if loaded.integration else "-", item.result)
         else:
             log.warning("event=run.lease_lost run=%s: another worker took it over", item.job.run_id)
 
@@ -276,13 +273,31 @@ class Worker:
 
 
 
+@functools.lru_cache(maxsize=64)
+def _wait_metric(kind: str) -> Any:
+    return metrics.WAIT.labels("integration." + kind)
+
+
+@functools.lru_cache(maxsize=64)
+def _latency_metric(kind: str) -> Any:
+    return metrics.LATENCY.labels("integration." + kind)
+
+
+@functools.lru_cache(maxsize=64)
+def _runs_metric(kind: str, result: str) -> Any:
+    return metrics.RUNS.labels("integration." + kind, result)
+
+
+@functools.lru_cache(maxsize=8)
+def _attempts_metric(outcome: str) -> Any:
+    return metrics.ATTEMPTS.labels(outcome)
+
+
 def _observe(item: recording.Finished, loaded: recording.Loaded) -> None:
-    run_type = "integration." + item.job.kind
+    # Labelled children are looked up once (a `labels()` call costs more than the increment).
     if item.attempt is not None:
         ok = item.attempt.status is not None and 200 <= item.attempt.status < 300
-        metrics.ATTEMPTS.labels("success" if ok else ("retry" if item.retry_at else "failure")).inc()
+        _attempts_metric("success" if ok else ("retry" if item.retry_at else "failure")).inc()
     if item.retry_at is None:
-        metrics.RUNS.labels(run_type, item.result).inc()
-        created = loaded.run_doc.get("created_at")
-        if isinstance(created, str):
-            metrics.LATENCY.labels(run_type).observe(max(0.0, time.time() - timefmt.to_epoch(created)))
+        _runs_metric(item.job.kind, item.result).inc()
+        _latency_metric(item.job.kind).observe(max(0.0, time.time() - loaded.queued_at))

@@ -161,6 +161,7 @@ def test_relay_verifies_signature(api: httpx.Client, server: support.ServerProce
 def test_sigterm_is_a_clean_shutdown(tmp_path: Path) -> None:
     proc = support.ServerProcess(tmp_path / "data")
     proc.wait_ready()
+    wait_for(lambda: "event=worker.start" in proc.output())  # the worker child is up and polling
     assert proc.stop() == 0
     assert "Traceback" not in proc.output()
     assert "event=worker.stop" in proc.output()

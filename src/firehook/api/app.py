@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import firehook
-from firehook import errors, metrics, queue, web
+from firehook import errors, metrics, queue, supervisor, web
 from firehook.api import activities, health, integrations, projects, relay, tokens
 from firehook.api import metrics as metrics_routes
 from firehook.api.http import error_response
@@ -22,14 +22,19 @@ from firehook.service import Services, group_commit
 log = logging.getLogger("firehook.api")
 
 
-def create_app(services: Services, *, start_worker: Callable[[], Any] | None = None) -> FastAPI:
-    """The API app. ``start_worker`` (optional) returns ``(worker, stop_event)`` factories for
-    an embedded worker that runs for the app's lifetime."""
+def create_app(services: Services, *, start_worker: Callable[[], Any] | None = None,
+               children: Sequence[supervisor.Child] = ()) -> FastAPI:
+    """The API app. ``start_worker`` (optional) builds a worker that runs in this process for
+    the app's lifetime (tests); ``children`` are supervised processes (``serve``'s worker) that
+    start and stop with the app and are woken when runs are queued."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         stop = asyncio.Event()
+        for child in children:
+            await child.start()
+            services.wakeups.append(child.wake)
         if start_worker is not None:
             worker = start_worker()
             services.wakeups.append(worker.wake)
@@ -41,6 +46,8 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
             stop.set()
             if task is not None:
                 await task
+            for child in children:
+                await child.stop()
             await asyncio.to_thread(app.state.group_commit.close)
 
     app = FastAPI(

@@ -13,5 +13,5 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", response_class=Response)
 async def prometheus(request: Request) -> Response:
-    body = await call(generate_latest, metrics.REGISTRY)
+    body = await call(lambda: generate_latest(metrics.scrape_registry()))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

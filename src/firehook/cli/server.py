@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import signal
+import tempfile
 from typing import Any
 
 import click
@@ -23,25 +26,43 @@ def configure_logging() -> None:
 @settings_options(SERVER_SETTINGS)
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `firehook worker` processes for the runs.")
 def serve(no_worker: bool, **flags: Any) -> None:
-    """Start the API, the UI and the embedded workers (SQLite by default).
+    """Start the API, the UI and the worker (SQLite by default).
+
+    The worker runs in a child process of its own, restarted if it dies and stopped with
+    the server, so intake and delivery each get a core.
 
     \b
     Example:
       firehook serve --port 8780 --data-dir ./data
     """
+    settings = load_settings(flags)
+    configure_logging()
+    metrics_dir = None if no_worker else _shared_metrics_dir()
+    try:
+        _serve(settings, no_worker)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(settings: Any, no_worker: bool) -> None:
     import uvicorn
 
-    from firehook import assembly
+    from firehook import assembly, supervisor
     from firehook.api import create_app
     from firehook.service import tokens
 
-    settings = load_settings(flags)
-    configure_logging()
     built = assembly.services(settings)
     created = tokens.ensure_admin_token(built)
     if created is not None:
         click.echo(f"Created an admin token in {created} (mode 0600); the CLI reads it from there.")
-    app = create_app(built, start_worker=None if no_worker else (lambda: assembly.worker(built)))
+    child = None
+    if not no_worker:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
+        env.update(settings.to_environ())
+        child = supervisor.Child("worker", supervisor.firehook_argv("worker"), env,
+                                 stop_timeout=float(settings.shutdown_grace) + 10)
+    app = create_app(built, children=[child] if child is not None else [])
     click.echo(f"firehook listening on http://{settings.host}:{settings.port} "
                f"(database: {'SQLite' if built.database.is_sqlite else 'PostgreSQL'})")
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
@@ -53,6 +74,14 @@ def serve(no_worker: bool, **flags: Any) -> None:
                     timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
     finally:
         built.database.dispose()
+
+
+def _shared_metrics_dir() -> str:
+    """Counters of the worker child and of the API are one set on ``/metrics``: prometheus
+    multiprocess mode, in a directory of this server's own (set before prometheus is imported)."""
+    path = tempfile.mkdtemp(prefix="firehook-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
@@ -70,8 +99,9 @@ def worker(kinds: tuple[str, ...], **flags: Any) -> None:
     Example:
       FIREHOOK_DATABASE_URL=postgresql://firehook@db/firehook firehook worker
     """
-    from firehook import assembly
+    from firehook import assembly, supervisor
 
+    supervisor.die_with_parent()  # a no-op unless `serve` started this worker
     settings = load_settings(flags)
     configure_logging()
     built = assembly.services(settings)
@@ -82,6 +112,10 @@ def worker(kinds: tuple[str, ...], **flags: Any) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if supervisor.early_stop():
+            stop.set()
+        supervisor.listen_for_wakes(loop, the_worker.wake)
+        supervisor.watch_parent(loop, stop)
         await the_worker.run(stop)
 
     asyncio.run(main())

@@ -1,0 +1,97 @@
+"""The run lifecycle's statements: what the worker reads and writes for every run it executes.
+
+These are the hottest statements firehook has (a few per delivery), so they go to the
+DB-API directly (``store.raw``), one ``executemany`` per table for a whole claim round or a
+whole group of outcomes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from firehook import model
+from firehook.store import jsonutil, raw
+
+CHUNK = 500  # values per IN (…) list: far below either database's limit on parameters
+
+
+@dataclasses.dataclass
+class RunRow:
+    """A run as the worker needs it: its document, its row in ``runs``, its snapshot's body."""
+
+    pk: int
+    doc: dict[str, Any]
+    integration_id: str
+    attempts: int
+    queued_at: float
+    started_at: float | None
+    body: str
+
+
+def load(conn: sa.Connection, run_pks: Sequence[int]) -> dict[int, RunRow]:
+    """The runs of ``run_pks`` that still exist, with their documents and snapshot bodies."""
+    cur = raw.cursor(conn)
+    out: dict[int, RunRow] = {}
+    pks = list(dict.fromkeys(run_pks))
+    for start in range(0, len(pks), CHUNK):
+        part = pks[start:start + CHUNK]
+        rows = cur.execute(
+            "SELECT r.pk, a.doc, r.integration_id, r.attempts, r.queued_at, r.started_at, s.body "
+            "FROM runs r JOIN activities a ON a.pk = r.pk JOIN snapshots s ON s.pk = r.snapshot_pk "
+            f"WHERE r.pk IN ({raw.placeholders(len(part))})", part).fetchall()
+        for pk, doc, integration_id, attempts, queued_at, started_at, body in rows:
+            out[int(pk)] = RunRow(pk=int(pk), doc=jsonutil.loads(doc), integration_id=integration_id,
+                                  attempts=int(attempts), queued_at=float(queued_at),
+                                  started_at=None if started_at is None else float(started_at), body=body)
+    return out
+
+
+def save_docs(conn: sa.Connection, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Write run documents; the indexed state, result and updated_at follow each document."""
+    raw.cursor(conn).executemany(
+        "UPDATE activities SET state = ?, result = ?, updated_at = ?, doc = ? WHERE pk = ?",
+        [(d["state"], d.get("result"), d["updated_at"], jsonutil.dumps(d), pk) for pk, d in docs])
+
+
+def mark_started(conn: sa.Connection, rows: Sequence[tuple[int, int, float]]) -> None:
+    """``(run pk, attempts, started_at)`` each."""
+    raw.cursor(conn).executemany("UPDATE runs SET attempts = ?, started_at = ? WHERE pk = ?",
+                                 [(n, at, pk) for pk, n, at in rows])
+
+
+def mark_finished(conn: sa.Connection, pks: Sequence[int]) -> None:
+    raw.cursor(conn).executemany("UPDATE runs SET finished = ? WHERE pk = ?", [(True, pk) for pk in pks])
+
+
+def append_logs(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
+    """Append log lines to several runs; each run's numbering continues from its last line."""
+    batches = [(pk, lines) for pk, lines in batches if lines]
+    if not batches:
+        return
+    cur = raw.cursor(conn)
+    pks = list({pk for pk, _ in batches})
+    last: dict[int, int] = {}
+    for start in range(0, len(pks), CHUNK):
+        part = pks[start:start + CHUNK]
+        rows = cur.execute(f"SELECT run_pk, max(n) FROM run_logs WHERE run_pk IN ({raw.placeholders(len(part))}) "
+                           "GROUP BY run_pk", part).fetchall()
+        last.update({int(pk): int(n) for pk, n in rows})
+    values = []
+    for pk, lines in batches:
+        n = last.get(pk, 0)
+        for ts, msg in lines:
+            n += 1
+            values.append((pk, n, ts, msg))
+        last[pk] = n
+    cur.executemany("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)", values)
+
+
+def insert_attempts(conn: sa.Connection, rows: Sequence[tuple[int, model.Attempt]]) -> None:
+    raw.cursor(conn).executemany(
+        "INSERT INTO attempts (run_pk, number, started_at, duration_ms, status, response, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(pk, a.number, a.started_at, a.duration_ms, a.status, a.response, a.error) for pk, a in rows])
