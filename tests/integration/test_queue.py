@@ -192,3 +192,120 @@ def test_fair_tags_hold_for_batches(services: Any, admin: model.Token) -> None:
     with services.database.read() as conn:
         tags = sorted(conn.execute(sa.select(schema.jobs.c.fair_tag)).scalars())
     assert len(tags) == 48 and tags[-1] == 45  # 40 + 5 for "big", in one sequence
+
+
+# Clock-injected: claim_on takes ``now``, so leases expire and retries fall due without sleeping.
+
+def _claim(services: Any, owner: str, now: float, limit: int = 10, kinds: tuple[str, ...] = ("webhook",),
+           lease: float = 30) -> list[model.Job]:
+    with services.database.write() as conn:
+        return queue.claim_on(conn, owner, kinds, limit, lease, now)
+
+
+def _job_row(services: Any, job_pk: int) -> Any:
+    J = schema.jobs.c
+    with services.database.read() as conn:
+        return conn.execute(sa.select(J.run_at, J.parked, J.lease_owner, J.fair_tag).where(J.pk == job_pk)).one()
+
+
+def test_an_expired_lease_is_claimable_again(services: Any, admin: model.Token) -> None:
+    setup(services, admin, states=["complete"])
+    emit(services, admin, "a1", "complete")
+    t0 = time.time()
+    [job] = _claim(services, "w1", t0, lease=30)
+    assert _claim(services, "w2", t0 + 29) == []
+    [again] = _claim(services, "w2", t0 + 31)
+    assert (again.id, again.lease_owner) == (job.id, "w2")
+    with services.database.write() as conn:
+        assert queue.complete_many(conn, [job.id], "w1") == set()  # the first owner lost it
+        assert queue.complete_many(conn, [job.id], "w2") == {job.id}
+
+
+def test_retry_at_parks_a_job_until_its_time_and_it_keeps_its_place(services: Any, admin: model.Token) -> None:
+    setup(services, admin, states=["complete"])
+    emit(services, admin, "a1", "complete")
+    emit(services, admin, "a2", "complete")
+    t0 = time.time()
+    first, second = _claim(services, "w", t0, limit=2)
+    with services.database.write() as conn:
+        assert queue.retry_at(conn, first.id, "w", t0 + 100)
+        assert not queue.retry_at(conn, second.id, "someone-else", t0 + 100)  # not theirs
+        queue.complete(conn, second.id, "w")
+    assert tuple(_job_row(services, first.id)[:3]) == (t0 + 100, True, None)
+    emit(services, admin, "a3", "complete")
+    assert _claim(services, "w", t0 + 99, limit=1)[0].id != first.id  # a3 goes meanwhile
+    # Due: woken by the claim, ahead of later jobs (its tag is older), attempt count intact.
+    emit(services, admin, "a4", "complete")
+    [woken] = _claim(services, "w", t0 + 100, limit=1)
+    assert woken.id == first.id and woken.attempts == first.attempts
+    assert not _job_row(services, first.id).parked
+
+
+def test_a_later_job_of_a_key_waits_while_the_earlier_one_is_parked(services: Any, admin: model.Token) -> None:
+    setup(services, admin)
+    emit(services, admin, "a1", "pending")
+    emit(services, admin, "a1", "complete")
+    t0 = time.time()
+    [pending] = _claim(services, "w", t0)
+    with services.database.write() as conn:
+        assert queue.retry_at(conn, pending.id, "w", t0 + 60)
+    # The parked job is out of the claim index but still holds its ordering key.
+    assert _claim(services, "w", t0 + 30) == []
+    assert [j.id for j in _claim(services, "w", t0 + 60)] == [pending.id]
+
+
+def test_a_claim_of_several_kinds_takes_the_earliest_in_fair_order(services: Any, admin: model.Token) -> None:
+    projects.create(services, admin, {"id": "q", "title": "Queue"})
+    integrations.create(services, admin, "q", {"type": "webhook", "url": "http://127.0.0.1:9/x", "states": ["complete"]})
+    integrations.create(services, admin, "q", {"type": "script", "script": "console.log(1)", "states": ["complete"]})
+    for i in range(3):
+        emit(services, admin, f"a{i}", "complete")
+    t0 = time.time()
+    claimed = _claim(services, "w", t0, limit=3, kinds=("webhook", "script"))
+    assert len(claimed) == 3 and {j.kind for j in claimed} == {"webhook", "script"}
+    tags = [_job_row(services, j.id).fair_tag for j in claimed]
+    assert tags == sorted(tags)
+    # Only the three returned were leased; the other three are there for the next claim.
+    assert len(_claim(services, "w2", t0, limit=10, kinds=("webhook", "script"))) == 3
+
+
+def test_claim_on_is_part_of_the_callers_transaction(services: Any, admin: model.Token) -> None:
+    setup(services, admin, states=["complete"])
+    emit(services, admin, "a1", "complete")
+    t0 = time.time()
+
+    class Abandon(Exception):
+        pass
+
+    try:
+        with services.database.write() as conn:
+            assert len(queue.claim_on(conn, "w1", ["webhook"], 10, 30, t0)) == 1
+            raise Abandon
+    except Abandon:
+        pass
+    [job] = _claim(services, "w2", t0)  # the rolled-back claim leased nothing
+    assert job.lease_owner == "w2"
+
+
+def test_concurrent_claims_skip_each_others_rows(postgres_url: str, tmp_path: Any) -> None:
+    from firehook import assembly
+    from tests.conftest import make_settings
+
+    services = assembly.services(make_settings(tmp_path, postgres_url), migrate=True)
+    try:
+        admin = model.Token(id="admin", project=None, read_only=False, description=None, created_at="")
+        setup(services, admin, states=["complete"])
+        for i in range(3):
+            emit(services, admin, f"a{i}", "complete")
+        t0 = time.time()
+        with services.database.write() as first:
+            mine = queue.claim_on(first, "w1", ["webhook"], 2, 30, t0)
+            # A second claimer while the first has not committed: it must not wait for the
+            # first's rows (lock_timeout turns a wait into an error) and gets the third job.
+            with services.database.write() as second:
+                second.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                theirs = queue.claim_on(second, "w2", ["webhook"], 10, 30, t0)
+        assert len(mine) == 2 and len(theirs) == 1
+        assert not {j.id for j in mine} & {j.id for j in theirs}
+    finally:
+        services.database.dispose()

@@ -98,6 +98,11 @@ runs = sa.Table(
     sa.Index("ix_runs_source", "source_pk"),
 )
 
+# The predicates of the jobs' partial indexes; the queries in store/jobs.py repeat them word
+# for word (SQLite uses a partial index only when the query's WHERE contains its predicate).
+_ready = sa.text("NOT parked")
+_parked = sa.text("parked")
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -112,9 +117,17 @@ jobs = sa.Table(
     # Fair-queueing tag: claims go in tag order, and a project's consecutive jobs get
     # consecutive tags starting at the queue's head, so projects interleave (queue.py).
     sa.Column("fair_tag", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Index("ix_jobs_ready", "kind", "run_at"),
+    # Waiting for a later attempt (run_at in the future): out of the claim and head indexes,
+    # so a backlog of retries with old tags is not walked past by every claim (store/jobs.py).
+    sa.Column("parked", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The claim walks this in claim order for one kind and stops after its limit.
+    sa.Index("ix_jobs_claim", "kind", "fair_tag", "pk", sqlite_where=_ready, postgresql_where=_ready),
+    # The queue's head (lowest tag of the jobs due) for the fair clock: one index step.
+    sa.Index("ix_jobs_head", "fair_tag", sqlite_where=_ready, postgresql_where=_ready),
+    # The parked jobs by due time, woken at the start of a claim.
+    sa.Index("ix_jobs_wake", "run_at", sqlite_where=_parked, postgresql_where=_parked),
+    # Is there an earlier job of this ordering key: one probe per row the claim walks.
     sa.Index("ix_jobs_order", "ordering_key", "pk"),
-    sa.Index("ix_jobs_fair", "fair_tag", "pk"),
 )
 
 project_clocks = sa.Table(
