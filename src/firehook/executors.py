@@ -20,6 +20,7 @@ from firehook import settings as settings_mod
 from firehook.service.integrations import script_variables
 from firehook.store import db as dbmod
 from firehook.store import kv
+from firehook.store import writer as store_writer
 from firehook.worker import Outcome, RunContext
 
 PREFETCH = 4
@@ -30,8 +31,10 @@ class ScriptExecutor:
 
     kind = "script"
 
-    def __init__(self, database: dbmod.Database, settings: settings_mod.Settings) -> None:
+    def __init__(self, database: dbmod.Database, settings: settings_mod.Settings,
+                 writer: store_writer.Writer | None = None) -> None:
         self.database = database
+        self.writer = writer
         self.settings = settings
         threads = int(settings.workers) or os.cpu_count() or 2
         # Claim a few runs per thread: while one thread's run executes, the next runs' claim and
@@ -50,7 +53,7 @@ class ScriptExecutor:
             activity_json=ctx.body,
             project=ctx.project,
             variables=script_variables(ctx.variables_list),
-            storage=kv.IntegrationStorage(self.database, integration.id),
+            storage=kv.IntegrationStorage(self.database, integration.id, self.writer),
             limits=self.limits,
             log=masking.Masker(masking.sensitive_values(ctx.variables_list)).wrap(ctx.log),
             outbound_allow=self.settings.outbound_allow,

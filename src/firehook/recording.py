@@ -100,14 +100,20 @@ def claim_round(database: dbmod.Database, owner: str, kinds: Sequence[str], limi
                 public_url: str = "") -> list[tuple[model.Job, Loaded]]:
     """Claim up to ``limit`` runs, mark them in progress, count their attempt and load what
     the executors need — one transaction for the whole round."""
+    with database.write() as conn:
+        return claim_round_on(conn, owner, kinds, limit, lease_seconds, public_url)
+
+
+def claim_round_on(conn: sa.Connection, owner: str, kinds: Sequence[str], limit: int, lease_seconds: float,
+                   public_url: str = "") -> list[tuple[model.Job, Loaded]]:
+    """:func:`claim_round` in the caller's write transaction."""
     if limit <= 0:
         return []
     now = time.time()
-    with database.write() as conn:
-        jobs = queue.claim_on(conn, owner, kinds, limit, lease_seconds, now)
-        if not jobs:
-            return []
-        loaded = _start(conn, jobs, now, public_url)
+    jobs = queue.claim_on(conn, owner, kinds, limit, lease_seconds, now)
+    if not jobs:
+        return []
+    loaded = _start(conn, jobs, now, public_url)
     return [(job, loaded[job.id]) for job in jobs if job.id in loaded]
 
 
@@ -169,7 +175,12 @@ def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[
     batches = [(pk, lines) for pk, lines in batches if lines]
     if batches:
         with database.write() as conn:
-            run_store.append_logs(conn, batches)
+            append_logs_on(conn, batches)
+
+
+def append_logs_on(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
+    """:func:`append_logs` in the caller's write transaction."""
+    run_store.append_logs(conn, batches)
 
 
 def _track(conn: sa.Connection, health: Health | None, now: float,
@@ -213,40 +224,45 @@ def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
                 public_url: str = "") -> set[int]:
     """Record outcomes in one transaction; returns the ids of the jobs recorded (the others'
     leases were lost: another worker owns them now, and nothing of them is written)."""
+    with database.write() as conn:
+        return finish_many_on(conn, items, owner, public_url)
+
+
+def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, public_url: str = "") -> set[int]:
+    """:func:`finish_many` in the caller's write transaction."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
-    with database.write() as conn:
-        recorded = queue.complete_many(conn, [i.job.id for i in items if i.retry_at is None], owner)
-        for item in items:
-            if item.retry_at is not None and queue.retry_at(conn, item.job.id, owner, item.retry_at):
-                recorded.add(item.job.id)
-        kept = [i for i in items if i.job.id in recorded]
-        seen: dict[str, model.Integration | None] = {}
-        run_store.append_logs(conn, [
-            (i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept])
-        run_store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
-        final = [i for i in kept if i.retry_at is None]
-        unknown = [i.job.run_pk for i in final if i.started is None]
-        read = _load(conn, [i.job for i in final if i.started is None]) if unknown else {}
-        saves = []
-        for item in final:
-            run = item.started or read.get(item.job.id)
-            if run is None:
-                continue
-            doc = run.run_doc
-            doc.update({"state": "complete", "result": item.result, "completed_at": stamp, "updated_at": stamp,
-                        "completion_percent": 100})
-            timings = _timings(doc)
-            if run.started_at is not None:
-                timings["execute"] = round(now - float(run.started_at), 3)
-            timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
-            doc["timings"] = timings
-            saves.append((item.job, doc))
-        run_store.save_docs(conn, [(job.run_pk, doc) for job, doc in saves])
-        run_store.mark_finished(conn, [job.run_pk for job, _ in saves])
-        listeners = fanout.Listeners(conn)
-        for job, doc in saves:
-            _reached(conn, public_url, job, doc, listeners)
+    recorded = queue.complete_many(conn, [i.job.id for i in items if i.retry_at is None], owner)
+    for item in items:
+        if item.retry_at is not None and queue.retry_at(conn, item.job.id, owner, item.retry_at):
+            recorded.add(item.job.id)
+    kept = [i for i in items if i.job.id in recorded]
+    seen: dict[str, model.Integration | None] = {}
+    run_store.append_logs(conn, [
+        (i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept])
+    run_store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
+    final = [i for i in kept if i.retry_at is None]
+    unknown = [i.job.run_pk for i in final if i.started is None]
+    read = _load(conn, [i.job for i in final if i.started is None]) if unknown else {}
+    saves = []
+    for item in final:
+        run = item.started or read.get(item.job.id)
+        if run is None:
+            continue
+        doc = run.run_doc
+        doc.update({"state": "complete", "result": item.result, "completed_at": stamp, "updated_at": stamp,
+                    "completion_percent": 100})
+        timings = _timings(doc)
+        if run.started_at is not None:
+            timings["execute"] = round(now - float(run.started_at), 3)
+        timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
+        doc["timings"] = timings
+        saves.append((item.job, doc))
+    run_store.save_docs(conn, [(job.run_pk, doc) for job, doc in saves])
+    run_store.mark_finished(conn, [job.run_pk for job, _ in saves])
+    listeners = fanout.Listeners(conn)
+    for job, doc in saves:
+        _reached(conn, public_url, job, doc, listeners)
     return recorded
 
 

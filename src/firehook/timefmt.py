@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 
 def format_ts(moment: dt.datetime) -> str:
@@ -18,9 +19,21 @@ def format_ts(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def from_epoch(seconds: float) -> str:
-    """Format seconds since the epoch."""
-    return format_ts(dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc))
+    """Format seconds since the epoch. Every log line and run state change is stamped, so the
+    text of the current second is kept and only the microseconds are formatted anew."""
+    whole = int(seconds // 1)
+    micros = int(round((seconds - whole) * 1_000_000))
+    if micros >= 1_000_000:  # rounding reached the next second
+        whole, micros = whole + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != whole:
+        text = dt.datetime.fromtimestamp(whole, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[:] = [whole, text]  # one assignment: a thread reads the pair or the old one
+    return f"{cached[1]}.{micros:06d}+00:00"
 
 
 def now_ts() -> str:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from firehook import metrics, model, queue, recording, timefmt
 from firehook import settings as settings_mod
 from firehook.store import db as dbmod
+from firehook.store import writer as store_writer
 
 log = logging.getLogger("firehook.worker")
 
@@ -77,8 +78,11 @@ def default_owner() -> str:
 
 class Worker:
     def __init__(self, database: dbmod.Database, settings: settings_mod.Settings,
-                 executors: Sequence[Executor], owner: str | None = None) -> None:
+                 executors: Sequence[Executor], owner: str | None = None,
+                 writer: store_writer.Writer | None = None) -> None:
         self.database = database
+        # Claims, outcomes, log lines (and the script executor's storage writes) share it.
+        self.writer = writer or store_writer.Writer(database)
         self.settings = settings
         self.executors = {e.kind: e for e in executors}
         self.owner = owner or default_owner()
@@ -131,7 +135,9 @@ class Worker:
             await self._flush_logs()
             for executor in self.executors.values():
                 await executor.aclose()
+            await asyncio.to_thread(self.writer.close)
             log.info("event=worker.stop owner=%s completed=%d", self.owner, self.completed)
+
 
     async def _claim_round(self) -> int:
         """Claim as many runs as there are free slots, per kind: one transaction claims them,
@@ -141,8 +147,9 @@ class Worker:
             free = executor.concurrency - self._per_kind[kind]
             if free <= 0:
                 continue
-            claimed = await asyncio.to_thread(recording.claim_round, self.database, self.owner, [kind], free,
-                                              self.settings.lease_seconds, self.public_url)
+            claimed = await self.writer.run(functools.partial(
+                recording.claim_round_on, owner=self.owner, kinds=[kind], limit=free,
+                lease_seconds=self.settings.lease_seconds, public_url=self.public_url))
             for job, item in claimed:
                 self._per_kind[kind] += 1
                 task = asyncio.create_task(self._execute(job, executor, item))
@@ -212,8 +219,9 @@ class Worker:
             while not self._outcomes.empty() and len(group) < RECORD_GROUP:
                 group.append(self._outcomes.get_nowait())
             try:
-                recorded = await asyncio.to_thread(recording.finish_many, self.database, [i for i, _ in group],
-                                                   self.owner, self.public_url)
+                recorded = await self.writer.run(functools.partial(
+                    recording.finish_many_on, items=[i for i, _ in group], owner=self.owner,
+                    public_url=self.public_url))
             except Exception as exc:
                 for _, done in group:
                     if not done.done():
@@ -257,7 +265,7 @@ class Worker:
                     if lines:
                         batches.append((ctx.job.run_pk, lines))
             if batches:
-                await asyncio.to_thread(recording.append_logs, self.database, batches)
+                await self.writer.run(functools.partial(recording.append_logs_on, batches=batches))
 
     async def _shutdown(self) -> None:
         tasks = [t for t, _ in self.inflight.values()]

@@ -54,7 +54,7 @@ def save_docs(conn: sa.Connection, docs: Sequence[tuple[int, dict[str, Any]]]) -
     """Write run documents; the indexed state, result and updated_at follow each document."""
     raw.cursor(conn).executemany(
         "UPDATE activities SET state = ?, result = ?, updated_at = ?, doc = ? WHERE pk = ?",
-        [(d["state"], d.get("result"), d["updated_at"], jsonutil.dumps(d), pk) for pk, d in docs])
+        [(d["state"], d.get("result"), d["updated_at"], jsonutil.document(d)[0], pk) for pk, d in docs])
 
 
 def mark_started(conn: sa.Connection, rows: Sequence[tuple[int, int, float]]) -> None:

@@ -1,0 +1,146 @@
+"""One writer per database and process: every write that is waiting shares one transaction.
+
+A transaction costs far more than the statements of a small write (BEGIN, COMMIT, a turn at
+SQLite's single writer lock, a pool checkout), so the worker's writes — claim rounds, groups
+of outcomes, log lines, script storage — are handed to one thread that runs all the writes
+waiting at that moment in one transaction, then answers each caller. This is the intake's
+group commit generalised.
+
+A write is a function of a connection. When one of a group raises, the transaction is rolled
+back, that write fails alone, and the others are run again in a new transaction — so a write
+must do nothing outside the database that cannot be done twice (the run-lifecycle writes only
+set in-memory documents to the same values again). A failure to begin or commit fails the
+whole group: the database itself is failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue as queue_mod
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+from firehook import errors
+from firehook.store import db as dbmod
+
+log = logging.getLogger("firehook.writer")
+
+T = TypeVar("T")
+MAX_GROUP = 1000
+
+
+@dataclass
+class _Item(Generic[T]):
+    fn: Callable[[sa.Connection], T]
+    future: concurrent.futures.Future[T]
+
+
+class _Failed(Exception):
+    """One write of the group raised: roll back, and go on without it."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
+
+class Writer:
+    """The batching writer of one database in this process."""
+
+    def __init__(self, database: dbmod.Database, *, max_group: int = MAX_GROUP) -> None:
+        self.database = database
+        self.max_group = max_group
+        self._queue: queue_mod.SimpleQueue[_Item[Any] | None] = queue_mod.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.transactions = 0  # how many transactions it committed (for tests and benchmarks)
+
+    def submit(self, fn: Callable[[sa.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue a write; the future resolves once it is committed (or failed)."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise errors.StoreError("the database writer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="firehook-writer", daemon=True)
+                self._thread.start()
+            self._queue.put(_Item(fn, future))
+        return future
+
+    def call(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Write and wait (from any thread but the writer's own)."""
+        return self.submit(fn).result()
+
+    async def run(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Write and wait, from the event loop."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def close(self, timeout: float = 30) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group: list[_Item[Any]] = [first]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue_mod.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._write(group)
+            if stop:
+                return
+
+    def _write(self, group: list[_Item[Any]]) -> None:
+        pending = [item for item in group if item.future.set_running_or_notify_cancel()]
+        while pending:
+            try:
+                results = self._transaction(pending)
+            except _Failed as failed:
+                pending[failed.index].future.set_exception(failed.error)
+                del pending[failed.index]
+                continue
+            except BaseException as exc:  # the database failed (or the commit did): all of them
+                if not isinstance(exc, errors.FirehookError):
+                    log.error("event=writer.failed size=%d error=%s", len(pending), type(exc).__name__)
+                for item in pending:
+                    item.future.set_exception(exc)
+                return
+            for item, result in zip(pending, results, strict=True):
+                item.future.set_result(result)
+            return
+
+    def _transaction(self, items: list[_Item[Any]]) -> list[Any]:
+        results: list[Any] = []
+        with self.database.write() as conn:
+            for index, item in enumerate(items):
+                try:
+                    results.append(item.fn(conn))
+                except Exception as exc:
+                    # Even a database error may be this write's alone (a value the column
+                    # refuses); if the database itself is gone, the others fail at BEGIN.
+                    raise _Failed(index, exc) from exc
+        self.transactions += 1
+        return results
