@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 
 from firehook import errors
+from firehook.store import raw
 
 
 def normalise_url(url: str) -> str:
@@ -58,12 +59,14 @@ class Database:
                 connect_args={"timeout": 30, "check_same_thread": False},
                 pool_size=pool_size,
                 max_overflow=20,
+                hide_parameters=True,  # never a document or a secret in an error's text
             )
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
             self.engine = sa.create_engine(
-                self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+                self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800,
+                hide_parameters=True,  # never a document or a secret in an error's text
             )
 
     @contextlib.contextmanager
@@ -152,15 +155,24 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """Translate driver failures into StoreError with words a user understands."""
+    """Translate driver failures into firehook errors with words a user understands: a
+    unique-key race is a Conflict (409), anything else a StoreError. The driver's exception is
+    not chained (``from None``): its text may quote the statement's parameters — a document,
+    a sensitive value — and a logged traceback would print it."""
     try:
         yield
-    except exc.IntegrityError:
-        raise
+    except exc.IntegrityError as e:
+        raise raw.Conflict(f"conflicts with a concurrent write ({_constraint(e)})") from None
     except exc.OperationalError as e:
-        raise errors.StoreError(f"database unavailable or failing: {_first_line(e)}") from e
+        raise errors.StoreError(f"database unavailable or failing: {_first_line(e)}") from None
     except exc.DBAPIError as e:
-        raise errors.StoreError(f"database error: {_first_line(e)}") from e
+        raise errors.StoreError(f"database error: {_first_line(e)}") from None
+
+
+def _constraint(e: exc.DBAPIError) -> str:
+    diag = getattr(e.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None) if diag is not None else None
+    return str(name) if name else _first_line(e)[:120]
 
 
 def _first_line(e: exc.DBAPIError) -> str:
