@@ -10,9 +10,9 @@ from firehook.service import Services, open_services
 from firehook.store import writer as store_writer
 
 
-def services(settings: settings_mod.Settings, *, migrate: bool | None = None) -> Services:
+def services(settings: settings_mod.Settings, *, migrate: bool | None = None, check_schema: bool = True) -> Services:
     """Open the database and plug in the script compiler, the URL guard and validation."""
-    built = open_services(settings, migrate=migrate)
+    built = open_services(settings, migrate=migrate, check_schema=check_schema)
     guard = outbound.Guard(settings.outbound_allow)
     built.check_script = scripts.check_syntax
     built.check_url = guard.check_url

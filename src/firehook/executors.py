@@ -42,10 +42,15 @@ class ScriptExecutor:
         self.concurrency = threads * PREFETCH
         self.limits = scripts.ScriptLimits.from_settings(settings)
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="firehook-script")
-        # Build the engine and the Underscore heap image now, not inside the first run's time.
-        self.pool.submit(scripts.warm_up)
+        # The engine and the Underscore heap image (~45 MiB) are built when the first script
+        # run arrives, before its time limit starts, so a worker that runs no scripts never
+        # carries them.
+        self._warm: asyncio.Future[None] | None = None
 
     async def execute(self, ctx: RunContext) -> Outcome:
+        if self._warm is None:
+            self._warm = asyncio.get_running_loop().run_in_executor(self.pool, scripts.warm_up)
+        await asyncio.shield(self._warm)
         integration = ctx.integration
         call = functools.partial(
             scripts.run_script,

@@ -1,7 +1,7 @@
 """Supervised child processes: started with the command that owns them, restarted when they
 die, stopped with it, and gone if it is killed.
 
-``serve`` runs its worker as a child (``firehook worker``), so delivery and intake each get
+``serve`` runs its worker as a child (``firehook.worker_process``), so delivery and intake each get
 a GIL and a core. The parent wakes the child through a pipe when it queues runs, so a run
 starts at once instead of at the child's next poll. A child notices its parent's death
 through ``PR_SET_PDEATHSIG`` (Linux) and a check of its parent's pid, and shuts down.
@@ -124,9 +124,9 @@ class Child:
             self._wake_w = None
 
 
-def firehook_argv(*args: str) -> list[str]:
-    """This interpreter running the firehook command line."""
-    return [sys.executable, "-m", "firehook", *args]
+def python_argv(module: str, *args: str) -> list[str]:
+    """This interpreter running ``module`` (``python -m``)."""
+    return [sys.executable, "-m", module, *args]
 
 
 # --- the child's side ----------------------------------------------------------------------

@@ -39,8 +39,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def is_worker(pid: int) -> bool:
+    return "firehook.worker_process" in cmdline(pid)
+
+
 def worker_child(server: support.ServerProcess) -> int:
-    found = [p for p in children(server.proc.pid) if "worker" in cmdline(p)]
+    found = [p for p in children(server.proc.pid) if is_worker(p)]
     assert len(found) == 1, f"expected one worker child, found {found}"
     return found[0]
 
@@ -57,8 +61,12 @@ def start_server(tmp_path: Path) -> support.ServerProcess:
                                                          # a slow poll: runs must start on the wake, not the poll
                                                          "FIREHOOK_POLL_INTERVAL": "600",
                                                          "FIREHOOK_SHUTDOWN_GRACE": "2"})
-    proc.wait_ready()
-    wait_for(lambda: any("worker" in cmdline(p) for p in children(proc.proc.pid)))
+    try:
+        proc.wait_ready()
+        wait_for(lambda: any(is_worker(p) for p in children(proc.proc.pid)))
+    except BaseException:
+        proc.stop()
+        raise
     return proc
 
 
@@ -92,8 +100,7 @@ def test_a_dead_worker_child_is_replaced(tmp_path: Path, receiver: Receiver) -> 
     try:
         first = worker_child(server)
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: (kids := [p for p in children(server.proc.pid) if "worker" in cmdline(p)])
-                 and kids[0] != first)
+        wait_for(lambda: (kids := [p for p in children(server.proc.pid) if is_worker(p)]) and kids[0] != first)
         assert worker_child(server) != first
         assert deliver_one(server, receiver, "after-restart")["result"] == "success"
         assert "event=child.died name=worker" in server.output()

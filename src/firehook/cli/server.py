@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -60,7 +59,7 @@ def _serve(settings: Any, no_worker: bool) -> None:
     if not no_worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
         env.update(settings.to_environ())
-        child = supervisor.Child("worker", supervisor.firehook_argv("worker"), env,
+        child = supervisor.Child("worker", supervisor.python_argv("firehook.worker_process"), env,
                                  stop_timeout=float(settings.shutdown_grace) + 10)
     app = create_app(built, children=[child] if child is not None else [])
     click.echo(f"firehook listening on http://{settings.host}:{settings.port} "
@@ -99,27 +98,11 @@ def worker(kinds: tuple[str, ...], **flags: Any) -> None:
     Example:
       FIREHOOK_DATABASE_URL=postgresql://firehook@db/firehook firehook worker
     """
-    from firehook import assembly, supervisor
+    from firehook import worker_process
 
-    supervisor.die_with_parent()  # a no-op unless `serve` started this worker
     settings = load_settings(flags)
     configure_logging()
-    built = assembly.services(settings)
-    the_worker = assembly.worker(built, kinds=kinds or ("script", "webhook"))
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        if supervisor.early_stop():
-            stop.set()
-        supervisor.listen_for_wakes(loop, the_worker.wake)
-        supervisor.watch_parent(loop, stop)
-        await the_worker.run(stop)
-
-    asyncio.run(main())
-    built.database.dispose()
+    worker_process.run(settings, kinds or worker_process.KINDS)
 
 
 @click.command("db:upgrade")

@@ -36,11 +36,15 @@ class Services:
         return fanout.activity_links(self.settings.resolved_public_url, project_id, activity_id)
 
 
-def open_services(settings: settings_mod.Settings, *, migrate: bool | None = None) -> Services:
+def open_services(settings: settings_mod.Settings, *, migrate: bool | None = None,
+                  check_schema: bool = True) -> Services:
     """Open the database. Migrations run here for SQLite (or when ``migrate``); on PostgreSQL
-    an out-of-date schema is an error that says to run ``firehook db:upgrade``."""
+    an out-of-date schema is an error that says to run ``firehook db:upgrade``. A process whose
+    parent did all that already (``serve``'s worker child) passes ``check_schema=False``."""
     database = dbmod.Database(settings.resolved_database_url)
     where = dbmod.redact(settings.resolved_database_url)
+    if not check_schema:
+        return Services(database=database, settings=settings)
     if migrate is None:
         migrate = database.is_sqlite
     try:
