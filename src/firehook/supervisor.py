@@ -59,7 +59,11 @@ class Child:
         env[WAKE_FD_ENV] = str(read_fd)
         env[PARENT_ENV] = str(os.getpid())
         try:
-            self.proc = await asyncio.create_subprocess_exec(*self.argv, env=env, pass_fds=(read_fd,))
+            # A session of its own: a Ctrl-C at the terminal reaches serve, which then stops the
+            # child in order, rather than both at once (and serve restarting a child it is about
+            # to stop). The child still dies with serve (PR_SET_PDEATHSIG).
+            self.proc = await asyncio.create_subprocess_exec(*self.argv, env=env, pass_fds=(read_fd,),
+                                                             start_new_session=True)
         finally:
             os.close(read_fd)
         old, self._wake_w = self._wake_w, write_fd
@@ -76,8 +80,10 @@ class Child:
             code = await self.proc.wait()
             if self._stopping:
                 return
+            # A child that ran for a while is restarted at once; one that keeps dying right
+            # after starting, after 0.5, 1, 2, 5… s.
             failures = 0 if time.monotonic() - started >= STABLE_SECONDS else failures + 1
-            delay = BACKOFF[min(failures, len(BACKOFF) - 1)] if failures else 0.0
+            delay = BACKOFF[min(failures - 1, len(BACKOFF) - 1)] if failures else 0.0
             log.warning("event=child.died name=%s pid=%s code=%s restart_in=%.1fs", self.name, self.proc.pid,
                         code, delay)
             await asyncio.sleep(delay)

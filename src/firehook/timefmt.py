@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
 
 
 def format_ts(moment: dt.datetime) -> str:
@@ -19,7 +18,7 @@ def format_ts(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
 
 
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+_second: tuple[int | None, str] = (None, "")  # the last whole second formatted, and its text
 
 
 def from_epoch(seconds: float) -> str:
@@ -29,11 +28,12 @@ def from_epoch(seconds: float) -> str:
     micros = int(round((seconds - whole) * 1_000_000))
     if micros >= 1_000_000:  # rounding reached the next second
         whole, micros = whole + 1, micros - 1_000_000
-    cached = _second
-    if cached[0] != whole:
+    global _second
+    cached, text = _second  # one read of the pair: another thread replaces it whole, never in part
+    if cached != whole:
         text = dt.datetime.fromtimestamp(whole, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-        cached[:] = [whole, text]  # one assignment: a thread reads the pair or the old one
-    return f"{cached[1]}.{micros:06d}+00:00"
+        _second = (whole, text)
+    return f"{text}.{micros:06d}+00:00"
 
 
 def now_ts() -> str:

@@ -1,6 +1,7 @@
 """The worker loop: claim jobs, dispatch each to the executor of its kind, record the outcome.
 
-One worker per process (embedded in ``serve`` or alone in ``firehook worker``). It holds up
+One worker per process (``serve``'s supervised child, ``firehook worker``, or in-process
+for tests). It holds up
 to each executor's concurrency of jobs at once, renews their leases while they run, streams
 their log lines to the database as they come, and on shutdown lets in-flight runs finish
 for a grace period and releases the rest so another worker takes them at once.

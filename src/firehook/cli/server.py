@@ -60,7 +60,9 @@ def _serve(settings: Any, no_worker: bool) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
         env.update(settings.to_environ())
         child = supervisor.Child("worker", supervisor.python_argv("firehook.worker_process"), env,
-                                 stop_timeout=float(settings.shutdown_grace) + 10)
+                                 # the child drains for the grace, then waits for script
+                                 # threads until their deadline
+                                 stop_timeout=float(settings.shutdown_grace) + float(settings.script_timeout) + 10)
     app = create_app(built, children=[child] if child is not None else [])
     click.echo(f"firehook listening on http://{settings.host}:{settings.port} "
                f"(database: {'SQLite' if built.database.is_sqlite else 'PostgreSQL'})")

@@ -2,8 +2,9 @@
 
 SQLite is the default and gets one writer at a time: write transactions start with
 ``BEGIN IMMEDIATE`` (so two writers never deadlock upgrading a read lock) under a
-process-wide lock, in WAL mode with a busy timeout so a second process waits its turn.
-PostgreSQL runs any number of writers.
+process-wide lock and an ``flock`` shared by the processes on the file (``serve`` and its
+worker child), in WAL mode with a busy timeout for any other process. PostgreSQL runs any
+number of writers.
 """
 
 from __future__ import annotations
@@ -73,22 +74,32 @@ class Database:
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction: committed when the block ends, rolled back on error."""
         lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
-            if self._file_lock is not None:
-                self._file_lock.acquire()
-        try:
+        if lock is None:
             with _translated():
                 with self.engine.connect() as conn:
-                    if self.is_sqlite:
-                        conn = conn.execution_options(firehook_immediate=True)
                     with conn.begin():
                         yield conn
+            return
+        with lock, self._file_lock_held():
+            with _translated():
+                with self.engine.connect() as conn:
+                    with conn.execution_options(firehook_immediate=True).begin():
+                        yield conn
+
+    @contextlib.contextmanager
+    def _file_lock_held(self) -> Iterator[None]:
+        if self._file_lock is None:
+            yield
+            return
+        try:
+            self._file_lock.acquire()
+        except OSError as e:
+            raise errors.StoreError(f"cannot lock the database for writing ({self._file_lock.path}): "
+                                    f"{e.strerror or e}") from None
+        try:
+            yield
         finally:
-            if lock is not None:
-                if self._file_lock is not None:
-                    self._file_lock.release()
-                lock.release()
+            self._file_lock.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -153,6 +164,18 @@ def _sqlite_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+def translate(e: BaseException) -> BaseException:
+    """A SQLAlchemy driver error as the firehook error :func:`_translated` raises; any other
+    exception as it is (for code that catches errors before they leave a transaction)."""
+    if isinstance(e, exc.IntegrityError):
+        return raw.Conflict(f"conflicts with a concurrent write ({_constraint(e)})")
+    if isinstance(e, exc.OperationalError):
+        return errors.StoreError(f"database unavailable or failing: {_first_line(e)}")
+    if isinstance(e, exc.DBAPIError):
+        return errors.StoreError(f"database error: {_first_line(e)}")
+    return e
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Translate driver failures into firehook errors with words a user understands: a
@@ -161,12 +184,8 @@ def _translated() -> Iterator[None]:
     a sensitive value — and a logged traceback would print it."""
     try:
         yield
-    except exc.IntegrityError as e:
-        raise raw.Conflict(f"conflicts with a concurrent write ({_constraint(e)})") from None
-    except exc.OperationalError as e:
-        raise errors.StoreError(f"database unavailable or failing: {_first_line(e)}") from None
     except exc.DBAPIError as e:
-        raise errors.StoreError(f"database error: {_first_line(e)}") from None
+        raise translate(e) from None
 
 
 def _constraint(e: exc.DBAPIError) -> str:

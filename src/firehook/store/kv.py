@@ -1,6 +1,7 @@
 """Script storage: a key/value store per integration, as the script runtime's backend.
 
-Each write is its own transaction, so a run that fails keeps what it wrote before failing.
+Each write is committed before it returns (alone, or in a group of the worker's batching
+writer), so a run that fails keeps what it wrote before failing.
 """
 
 from __future__ import annotations

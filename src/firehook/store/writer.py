@@ -141,6 +141,7 @@ class Writer:
                 except Exception as exc:
                     # Even a database error may be this write's alone (a value the column
                     # refuses); if the database itself is gone, the others fail at BEGIN.
-                    raise _Failed(index, exc) from exc
+                    # Translated here, as the transaction's edge would have, and unchained.
+                    raise _Failed(index, dbmod.translate(exc)) from None
         self.transactions += 1
         return results
