@@ -35,6 +35,16 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"choose one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _seconds_list(text: str) -> tuple[float, ...]:
     values = tuple(float(part) for part in _csv(text))
     if any(v < 0 for v in values):
@@ -94,6 +104,8 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("lease_seconds", _float, "60", "How long a claimed job is held before another worker may take it."),
     Setting("poll_interval", _float, "0.5", "Seconds a worker waits between polls of an empty queue."),
     Setting("shutdown_grace", _float, "10", "Seconds in-flight runs get to finish on SIGTERM."),
+    Setting("log_level", _log_level, "info", "Log level of `serve` and `worker`: debug, info, warning, error. "
+            "debug adds a line per run recorded."),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in REGISTRY}

@@ -19,8 +19,8 @@ from firehook import supervisor
 KINDS = ("script", "webhook")
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def configure_logging(level: str = "info") -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def run(settings: settings_mod.Settings, kinds: Sequence[str] = KINDS, *, check_schema: bool = True) -> None:
@@ -50,8 +50,9 @@ def run(settings: settings_mod.Settings, kinds: Sequence[str] = KINDS, *, check_
 def main() -> None:
     """The supervised child's entry point."""
     supervisor.die_with_parent()
-    configure_logging()
-    run(settings_mod.load(), check_schema=False)
+    settings = settings_mod.load()
+    configure_logging(settings.log_level)
+    run(settings, check_schema=False)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def start_server(tmp_path: Path) -> support.ServerProcess:
     proc = support.ServerProcess(tmp_path / "data", env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32",
                                                          # a slow poll: runs must start on the wake, not the poll
                                                          "FIREHOOK_POLL_INTERVAL": "600",
-                                                         "FIREHOOK_SHUTDOWN_GRACE": "2"})
+                                                         "FIREHOOK_SHUTDOWN_GRACE": "2",
+                                                         # reaches the child like every setting
+                                                         "FIREHOOK_LOG_LEVEL": "debug"})
     try:
         proc.wait_ready()
         wait_for(lambda: any(is_worker(p) for p in children(proc.proc.pid)))
@@ -90,6 +92,7 @@ def test_worker_child_delivers_on_wake_and_stops_with_serve(tmp_path: Path, rece
         run = deliver_one(server, receiver, "woken")
         assert run["result"] == "success"
         assert len(receiver.requests_to("/woken")) == 1
+        assert f"event=run.complete run={run['id']}" in server.output()  # the child logs at debug
     finally:
         assert server.stop() == 0, server.output()
     assert not alive(child), "the worker child outlived serve"

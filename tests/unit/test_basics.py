@@ -58,6 +58,17 @@ def test_settings_precedence_and_errors() -> None:
     assert "port" in info.value.detail and "FIREHOOK_PORT" in info.value.detail["port"]
     with pytest.raises(errors.InvalidInput):
         settings.load({}, environ={"FIREHOOK_RETRY_SCHEDULE": "5,-1"})
+    assert settings.load({}, environ={"FIREHOOK_LOG_LEVEL": "DEBUG"}).log_level == "debug"
+    with pytest.raises(errors.InvalidInput) as loud:
+        settings.load({}, environ={"FIREHOOK_LOG_LEVEL": "loud"})
+    assert "debug, info, warning, error" in loud.value.detail["log_level"]
+
+
+def test_settings_survive_the_trip_to_a_child_process() -> None:
+    # serve hands every resolved setting to its worker child as FIREHOOK_* variables
+    given = settings.load({"port": "9001", "outbound_allow": "127.0.0.1/32,localhost",
+                           "retry_schedule": "1.5,60", "log_level": "warning"}, environ={})
+    assert settings.load({}, environ=given.to_environ()).values == given.values
 
 
 def test_settings_database_url_defaults_to_sqlite_in_data_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
@@ -12,13 +11,6 @@ from typing import Any
 import click
 
 from firehook.cli.options import SERVER_SETTINGS, WORKER_SETTINGS, load_settings, settings_options
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 @click.command("serve")
@@ -34,8 +26,10 @@ def serve(no_worker: bool, **flags: Any) -> None:
     Example:
       firehook serve --port 8780 --data-dir ./data
     """
+    from firehook import worker_process
+
     settings = load_settings(flags)
-    configure_logging()
+    worker_process.configure_logging(settings.log_level)
     metrics_dir = None if no_worker else _shared_metrics_dir()
     try:
         _serve(settings, no_worker)
@@ -103,7 +97,7 @@ def worker(kinds: tuple[str, ...], **flags: Any) -> None:
     from firehook import worker_process
 
     settings = load_settings(flags)
-    configure_logging()
+    worker_process.configure_logging(settings.log_level)
     worker_process.run(settings, kinds or worker_process.KINDS)
 
 
