@@ -70,20 +70,104 @@ def new_run_doc(public_url: str, project_id: str, integration: model.Integration
     }
 
 
-def _insert_runs(conn: sa.Connection, project_id: str, source_pk: int, snapshot_pk: int,
-                 targets: Sequence[model.Integration], docs: list[dict[str, Any]], epoch: float) -> list[int]:
-    """The run activities and run rows of ``docs`` (one per target), one statement per table."""
-    pks = store.insert_many(conn, [store.row_values(project_id, doc, doc["integration"]) for doc in docs])
-    store.insert_runs(conn, [
-        {"pk": pk, "integration_id": i.id, "kind": i.type, "snapshot_pk": snapshot_pk, "source_pk": source_pk,
-         "queued_at": epoch} for pk, i in zip(pks, targets, strict=True)
-    ])
-    return pks
+@dataclasses.dataclass
+class Planned:
+    """The runs one activity reaching one state triggers, built before anything is written:
+    live runs for the enabled integrations that match, skipped ones for the auto-disabled."""
+
+    project_id: str
+    source: dict[str, Any]
+    state: str
+    live: list[model.Integration]
+    asleep: list[model.Integration]
+    docs: list[dict[str, Any]]  # the run documents: live ones first, then the skipped
+    texts: list[str]  # their JSON
+    now: str
+    epoch: float
+
+    @property
+    def targets(self) -> list[model.Integration]:
+        return self.live + self.asleep
+
+    def activity_rows(self, pks: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The rows of the run activities (:func:`store.activity_row`), in :attr:`docs` order."""
+        return [store.activity_row(pk, self.project_id, doc, text, doc["integration"])
+                for pk, doc, text in zip(pks, self.docs, self.texts, strict=True)]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """What intake and replay answer about the runs they created."""
+        live = len(self.live)
+        return [{"id": d["id"], "type": d["type"], "integration": d["integration"],
+                 "state": self.state if n < live else model.RUN_SKIPPED} for n, d in enumerate(self.docs)]
 
 
-def _summary(docs: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
-    """What intake and replay answer about the runs they created."""
-    return [{"id": d["id"], "type": d["type"], "integration": d["integration"], "state": state} for d in docs]
+def plan(public_url: str, project_id: str, source: dict[str, Any], state: str,
+         live: Sequence[model.Integration], asleep: Sequence[model.Integration] = ()) -> Planned | None:
+    """The runs of ``live`` (queued) and ``asleep`` (skipped) integrations for ``source``
+    reaching ``state``; None when there are none."""
+    if not live and not asleep:
+        return None
+    now = timefmt.now_ts()
+    docs = [new_run_doc(public_url, project_id, integration, source, state, now) for integration in live]
+    for integration in asleep:
+        doc = new_run_doc(public_url, project_id, integration, source, state, now)
+        doc.update({"state": model.RUN_SKIPPED, "completion_percent": 100,
+                    "text": f"Skipped: {integration.disabled_reason}"})
+        docs.append(doc)
+    # Run documents hold firehook's own values only (no NaN), so they take the fast serialiser.
+    texts = [jsonutil.document(doc)[0] for doc in docs]
+    return Planned(project_id, source, state, list(live), list(asleep), docs, texts, now, time.time())
+
+
+def plan_matching(public_url: str, project_id: str, source: dict[str, Any], state: str,
+                  integrations: Sequence[model.Integration]) -> Planned | None:
+    """:func:`plan` for the integrations of ``integrations`` that match ``source`` in ``state``."""
+    live = matching.matching([i for i in integrations if i.enabled], source, state)
+    asleep = [i for i in integrations if i.auto_disabled
+              and matching.matches(dataclasses.replace(i, enabled=True), source, state)]
+    return plan(public_url, project_id, source, state, live, asleep)
+
+
+@dataclasses.dataclass
+class Placed:
+    """A :class:`Planned` once its source, snapshot and run activities have primary keys."""
+
+    planned: Planned
+    source_pk: int
+    snapshot_pk: int
+    run_pks: list[int]
+
+
+def insert_runs(conn: sa.Connection, placed: Sequence[Placed]) -> None:
+    """The rows of ``runs`` and the skipped runs' first log lines of ``placed``, whose run
+    activities are written in this transaction: one statement per table."""
+    run_rows: list[tuple[Any, ...]] = []
+    logs: list[tuple[int, str, str]] = []
+    for item in placed:
+        p = item.planned
+        for n, (pk, integration) in enumerate(zip(item.run_pks, p.targets, strict=True)):
+            skipped = n >= len(p.live)
+            run_rows.append((pk, integration.id, integration.type, item.snapshot_pk, item.source_pk, 0, p.epoch,
+                             skipped))
+            if skipped:
+                logs.append((pk, p.now, f"Run skipped: the integration was disabled automatically "
+                                        f"({integration.disabled_reason}). Enable it, then replay this activity."))
+    store.insert_run_rows(conn, run_rows)
+    store.insert_first_logs(conn, logs)
+
+
+def enqueue(conn: sa.Connection, placed: Sequence[Placed], clock: queue.FairClock | None = None) -> None:
+    """The jobs of the live runs of ``placed``: one enqueue per project."""
+    jobs: dict[str, list[dict[str, object]]] = {}
+    for item in placed:
+        p = item.planned
+        envs = matching.activity_environments(p.source)
+        for pk, integration in zip(item.run_pks, p.live, strict=False):  # live runs come first
+            jobs.setdefault(p.project_id, []).append(
+                {"run_pk": pk, "project_id": p.project_id, "kind": integration.type,
+                 "ordering_key": queue.ordering_key(integration, item.source_pk, envs), "run_at": p.epoch})
+    for rows in jobs.values():
+        queue.enqueue_many(conn, rows, clock)
 
 
 def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
@@ -93,50 +177,16 @@ def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk
 
     Written with one multi-row statement per table, whatever the number of targets.
     """
-    if not targets:
+    planned = plan(public_url, project_id, source, state, targets)
+    if planned is None:
         return []
-    now = timefmt.now_ts()
-    epoch = time.time()
-    envs = matching.activity_environments(source)
-    docs = [new_run_doc(public_url, project_id, integration, source, state, now) for integration in targets]
-    pks = _insert_runs(conn, project_id, source_pk, snapshot_pk, targets, docs, epoch)
-    queue.enqueue_many(conn, [
-        {"run_pk": pk, "project_id": project_id, "kind": i.type, "ordering_key": queue.ordering_key(i, source_pk, envs),
-         "run_at": epoch} for pk, i in zip(pks, targets, strict=True)
-    ], clock)
-    return _summary(docs, state)
-
-
-def skip_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
-              state: str, snapshot_pk: int, targets: Sequence[model.Integration]) -> list[dict[str, Any]]:
-    """Runs in state ``skipped`` for auto-disabled integrations that match: the record of what
-    they missed, to replay once the integration is enabled again. No job is queued."""
-    if not targets:
-        return []
-    now = timefmt.now_ts()
-    docs = []
-    for integration in targets:
-        doc = new_run_doc(public_url, project_id, integration, source, state, now)
-        doc.update({"state": model.RUN_SKIPPED, "completion_percent": 100,
-                    "text": f"Skipped: {integration.disabled_reason}"})
-        docs.append(doc)
-    pks = _insert_runs(conn, project_id, source_pk, snapshot_pk, targets, docs, time.time())
-    store.mark_finished(conn, pks)
-    store.append_logs_many(conn, [
-        (pk, [(now, f"Run skipped: the integration was disabled automatically ({i.disabled_reason}). "
-                    "Enable it, then replay this activity.")]) for pk, i in zip(pks, targets, strict=True)])
-    return _summary(docs, model.RUN_SKIPPED)
-
-
-def fan_out(conn: sa.Connection, public_url: str, project_id: str, source_pk: int, source: dict[str, Any],
-            state: str, snapshot_pk: int, integrations: Sequence[model.Integration],
-            clock: queue.FairClock | None = None) -> list[dict[str, Any]]:
-    """Runs for the enabled integrations that match, skipped runs for the auto-disabled ones."""
-    live = matching.matching([i for i in integrations if i.enabled], source, state)
-    asleep = [i for i in integrations if i.auto_disabled
-              and matching.matches(dataclasses.replace(i, enabled=True), source, state)]
-    return (create_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, live, clock)
-            + skip_runs(conn, public_url, project_id, source_pk, source, state, snapshot_pk, asleep))
+    pks, _ = store.new_keys(conn, len(planned.docs))
+    placed = [Placed(planned, source_pk, snapshot_pk, pks)]
+    with store.pipelined(conn):
+        store.insert_activities(conn, planned.activity_rows(pks))
+        insert_runs(conn, placed)
+    enqueue(conn, placed, clock)
+    return planned.summary()
 
 
 def listens_to_runs(integration: model.Integration) -> bool:
@@ -176,5 +226,6 @@ def run_reached_state(conn: sa.Connection, public_url: str, project_id: str, run
     targets = matching.matching(others, run_doc, state)
     if not targets or state in store.snapshot_states(conn, run_pk):
         return []
-    snapshot_pk = store.insert_snapshot(conn, run_pk, state, jsonutil.dumps(run_doc), timefmt.now_ts())
+    _, [snapshot_pk] = store.new_keys(conn, 0, 1)
+    store.insert_snapshots(conn, [(snapshot_pk, run_pk, state, jsonutil.dumps(run_doc), timefmt.now_ts())])
     return create_runs(conn, public_url, project_id, run_pk, run_doc, state, snapshot_pk, targets)

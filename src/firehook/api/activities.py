@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from firehook import metrics, model, validation
+from firehook import model
 from firehook.api.http import (
     JSON_BODY,
     OPTIONAL_JSON_BODY,
@@ -19,17 +19,15 @@ from firehook.api.http import (
     json_body,
     listing_params,
     principal,
-    read_body,
     services_of,
 )
+from firehook.api.intake import through_fastapi
 from firehook.service import activities as service
 from firehook.service import intake
-from firehook.service import tokens as token_service
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["activities"])
 
 LOG_POLL_SECONDS = 0.3
-BATCH_LIMIT_FACTOR = 32  # a batch may carry this many times the single-document limit
 
 
 @router.get("/activities")
@@ -37,31 +35,22 @@ async def list_activities(project: str, request: Request, who: model.Token = Dep
     return await call(service.list_, services_of(request), who, project, listing_params(request))
 
 
+# Intake is answered by the lean path (api.intake); these routes keep it in the OpenAPI
+# document and answer the same way when the lean path does not take a request.
 @router.post("/activities", status_code=201, openapi_extra=JSON_BODY,
              dependencies=[Depends(bearer)])
 async def create_activity(project: str, request: Request) -> Any:
-    header = request.headers.get("authorization")
-    token_service.bearer_secret(header)  # a missing header is refused before reading the body
-    doc = validation.activity(await json_body(request))
-    # Authenticated and written by the group-commit writer, in the transaction that stores it.
-    accepted = await asyncio.wrap_future(request.app.state.group_commit.submit(header, project, doc))
-    metrics.ACTIVITIES.labels("api").inc()
-    return Response(accepted.answer_bytes(), status_code=201 if accepted.created else 200,
-                    media_type="application/json")
+    return await through_fastapi(request, "create", project)
 
 
 @router.post(
     "/activities:batch",
     openapi_extra={"requestBody": {"required": True,
                                    "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    dependencies=[Depends(bearer)],
 )
-async def batch_activities(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
-    services = services_of(request)
-    raw = await read_body(request, services.settings.max_document_bytes * BATCH_LIMIT_FACTOR)
-    report = await call(intake.ingest_batch, services, who, project, raw)
-    metrics.ACTIVITIES.labels("batch").inc(report["accepted"])
-    metrics.REJECTED.labels("batch").inc(report["rejected"])
-    return report
+async def batch_activities(project: str, request: Request) -> Any:
+    return await through_fastapi(request, "batch", project)
 
 
 @router.get("/activities/{activity}")

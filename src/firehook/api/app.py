@@ -1,4 +1,4 @@
-"""The FastAPI application: error handlers, routers, the embedded worker's lifespan."""
+"""The FastAPI application: error handlers, routers, the lean intake path, the lifespan."""
 
 from __future__ import annotations
 
@@ -11,15 +11,31 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 import firehook
 from firehook import errors, metrics, queue, supervisor, web
 from firehook.api import activities, health, integrations, projects, relay, tokens
+from firehook.api import intake as intake_api
 from firehook.api import metrics as metrics_routes
 from firehook.api.http import error_response
 from firehook.service import Services, group_commit
 
 log = logging.getLogger("firehook.api")
+
+
+class App(FastAPI):
+    """FastAPI, with intake's routes answered by the lean path first (``api.intake``)."""
+
+    lean: intake_api.LeanIntake | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lean is not None:
+            route = intake_api.route_of(scope)
+            if route is not None:
+                await self.lean(route, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(services: Services, *, start_worker: Callable[[], Any] | None = None,
@@ -50,7 +66,7 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
                 await child.stop()
             await asyncio.to_thread(app.state.group_commit.close)
 
-    app = FastAPI(
+    app = App(
         title="firehook",
         version=firehook.__version__,
         description="Activity integrations: sandboxed activity scripts and signed webhooks.",
@@ -58,6 +74,8 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
     )
     app.state.services = services
     app.state.group_commit = group_commit.GroupCommit(services)
+    app.state.intake = intake_api.Intake(services, app.state.group_commit)
+    app.lean = intake_api.LeanIntake(app.state.intake)
     metrics.install_queue_depth(lambda: queue.depth(services.database))
 
     @app.exception_handler(errors.FirehookError)

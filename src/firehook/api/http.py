@@ -39,19 +39,25 @@ async def principal(request: Request,
     return await run_in_threadpool(token_service.authenticate, services_of(request), header)
 
 
+def too_large(limit: int, declared: str | None = None) -> errors.PayloadTooLarge:
+    """The 413 for a body over ``limit`` bytes (``declared``: its Content-Length, when that said so)."""
+    detail = {"body": f"over the limit of {limit} bytes"}
+    if declared is not None:
+        return errors.PayloadTooLarge(f"the body of {declared} bytes is over the limit of {limit} bytes", detail)
+    return errors.PayloadTooLarge(f"the body is over the limit of {limit} bytes", detail)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 past ``limit`` bytes without reading it all."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise errors.PayloadTooLarge(f"the body of {declared} bytes is over the limit of {limit} bytes",
-                                     {"body": f"over the limit of {limit} bytes"})
+        raise too_large(limit, declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise errors.PayloadTooLarge(f"the body is over the limit of {limit} bytes",
-                                         {"body": f"over the limit of {limit} bytes"})
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -1,15 +1,17 @@
 """Group commit for single-document intake.
 
 Concurrent ``POST …/activities`` requests hand their document to one writer thread per
-process; it writes every document that is waiting in one transaction, each inside its own
-savepoint, and answers each request after the commit. Many documents then share one
+process; it writes every document that is waiting as one group (:func:`intake.write`: one
+transaction, a few statements per table, the tokens of the whole group checked again with one
+statement) and answers each request after the commit. Many documents then share one
 BEGIN/COMMIT and one turn at SQLite's single writer lock, and a request costs one hand-off
 between threads instead of a threadpool round trip per step. A document that fails (a bad
-token, an unknown project, a type change) rolls back its savepoint only; the others commit.
+token, an unknown project, a type change) fails alone; the others commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import queue as queue_mod
@@ -17,39 +19,53 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from firehook import errors
-from firehook.service import intake, tokens
+from firehook.service import intake
+from firehook.service import tokens as token_service
 from firehook.service.core import Services
 
 log = logging.getLogger("firehook.intake")
 
 MAX_GROUP = 256
 
+Waiter = concurrent.futures.Future[intake.Accepted] | asyncio.Future[intake.Accepted]
+
 
 @dataclass
-class _Item:
-    header: str | None  # the Authorization header, or None when the caller was verified otherwise
-    project_id: str
-    doc: dict[str, Any]
-    future: concurrent.futures.Future[intake.Accepted]
-    check_token: bool = True
+class _Waiting:
+    item: intake.Item
+    future: Waiter
+    loop: asyncio.AbstractEventLoop | None  # the loop of an asyncio future, resolved from there
 
 
 class GroupCommit:
     def __init__(self, services: Services, max_group: int = MAX_GROUP) -> None:
         self.services = services
         self.max_group = max_group
-        self._queue: queue_mod.SimpleQueue[_Item | None] = queue_mod.SimpleQueue()
+        self._queue: queue_mod.SimpleQueue[_Waiting | None] = queue_mod.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="firehook-intake-writer", daemon=True)
         self._thread.start()
 
     def submit(self, header: str | None, project_id: str, doc: dict[str, Any], *,
                check_token: bool = True) -> concurrent.futures.Future[intake.Accepted]:
-        """Queue a validated document; the future resolves once it is committed."""
+        """Queue a validated document; the future resolves once it is committed. The token of
+        ``header`` is checked in the transaction that writes it (unless ``check_token`` is
+        false: the caller verified the request otherwise)."""
         future: concurrent.futures.Future[intake.Accepted] = concurrent.futures.Future()
-        self._queue.put(_Item(header, project_id, doc, future, check_token))
+        try:
+            token_hash = token_service.header_hash(header) if check_token else None
+        except errors.FirehookError as exc:
+            future.set_exception(exc)
+            return future
+        self._queue.put(_Waiting(intake.Item(project_id, doc, token_hash), future, None))
+        return future
+
+    def submit_async(self, item: intake.Item) -> asyncio.Future[intake.Accepted]:
+        """:meth:`submit` for a coroutine: an asyncio future of the running loop. The writer
+        resolves all of a group's futures of one loop with one call into that loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[intake.Accepted] = loop.create_future()
+        self._queue.put(_Waiting(item, future, loop))
         return future
 
     def close(self) -> None:
@@ -65,68 +81,43 @@ class GroupCommit:
             stop = False
             while len(group) < self.max_group:
                 try:
-                    item = self._queue.get_nowait()
+                    waiting = self._queue.get_nowait()
                 except queue_mod.Empty:
                     break
-                if item is None:
+                if waiting is None:
                     stop = True
                     break
-                group.append(item)
+                group.append(waiting)
             self._write(group)
             if stop:
                 return
 
-    def _write(self, group: list[_Item]) -> None:
-        outcomes: list[tuple[_Item, intake.Accepted | BaseException]] = []
+    def _write(self, group: list[_Waiting]) -> None:
         try:
-            with self.services.database.write() as conn:
-                writers: dict[str, intake.Intake] = {}
-                for item in group:
-                    outcomes.append((item, self._one(conn, writers, item)))
-                for writer in writers.values():
-                    writer.close()
-        except BaseException as exc:  # the commit itself failed: nothing of the group is stored
-            log.error("event=intake.group_failed size=%d error=%s", len(group), exc)
-            failure = exc if isinstance(exc, errors.FirehookError) else errors.StoreError(
-                "the database refused the write; send the activity again")
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(failure)
-            return
-        if any(isinstance(o, intake.Accepted) and o.runs for _, o in outcomes):
+            outcomes: list[intake.Outcome] = intake.write(self.services, [w.item for w in group])
+        except Exception as exc:  # intake.write answers every item; this is a last resort
+            log.error("event=intake.group_failed size=%d error=%s", len(group), type(exc).__name__)
+            outcomes = [errors.StoreError("the database refused the write; send the activity again")] * len(group)
+        if any(isinstance(o, intake.Accepted) and o.runs for o in outcomes):
             self.services.notify()
-        for item, outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                item.future.set_exception(outcome)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Waiter, intake.Outcome]]] = {}
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            if waiting.loop is None:
+                _settle([(waiting.future, outcome)])
             else:
-                item.future.set_result(outcome)
-
-    def _one(self, conn: sa.Connection, writers: dict[str, intake.Intake],
-             item: _Item) -> intake.Accepted | BaseException:
-        for attempt in (1, 2):
-            savepoint = conn.begin_nested()
+                by_loop.setdefault(waiting.loop, []).append((waiting.future, outcome))
+        for loop, settled in by_loop.items():
             try:
-                if item.check_token:
-                    token = tokens.authenticate_on(conn, item.header)
-                    intake.authorize(token, item.project_id)
-                writer = writers.get(item.project_id)
-                if writer is None:
-                    writer = writers[item.project_id] = intake.Intake(self.services, conn, item.project_id)
-                accepted = writer.apply(item.doc)
-                savepoint.commit()
-                return accepted
-            except sa.exc.IntegrityError as exc:
-                # Another process created the same new id at the same moment: the second try
-                # finds it and is an update.
-                savepoint.rollback()
-                if attempt == 2:
-                    return errors.Conflict(
-                        f"activity {item.doc.get('id')} conflicts with a concurrent write: {exc.orig}")
-            except errors.FirehookError as exc:
-                savepoint.rollback()
-                return exc
-            except Exception as exc:  # a fault of this document's write: it alone fails
-                savepoint.rollback()
-                log.exception("event=intake.document_failed project=%s", item.project_id)
-                return errors.FirehookError(f"the activity could not be stored: {type(exc).__name__}")
-        raise AssertionError("unreachable")  # pragma: no cover
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the loop is closed: nobody waits for these answers any more
+                pass
+
+
+def _settle(settled: list[tuple[Waiter, intake.Outcome]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # cancelled: the client went away
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

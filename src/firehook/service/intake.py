@@ -3,23 +3,38 @@
 Every time an activity reaches a state it has not reached before, it is snapshotted as it is
 then, and every matching integration gets a run — all in the transaction that stores the
 activity, so a 2xx answer means the activity and its runs are durable.
+
+Documents are written a group at a time (:func:`write`): the group commit's waiting
+documents, or a chunk of a batch. A group is one transaction with a few statements per
+table, whatever its size, and no savepoint per document: a document refused on its own
+merits (a token, a project, a type change, a lone surrogate) is set aside before anything is
+written. Only when a statement fails (another process created the same id at the same moment,
+or the database failed) is the group written again one document per savepoint, so that the
+faulty one fails alone and nothing already accepted is lost.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from firehook import errors, fanout, ids, model, queue, timefmt, validation
+from firehook.service import tokens as token_service
 from firehook.service.core import Services, project_not_found, require_project, require_write
 from firehook.store import activities as store
+from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
 from firehook.store import jsonutil
 from firehook.store import projects as project_store
 
-BATCH_CHUNK = 200
+log = logging.getLogger("firehook.intake")
+
+BATCH_CHUNK = 200  # documents per transaction of a batch
 
 
 @dataclasses.dataclass
@@ -28,17 +43,13 @@ class Accepted:
     created: bool
     runs: list[dict[str, Any]]
     text: str | None = None  # the document's JSON, as stored
+    raw: bytes | None = None  # that text in UTF-8
 
     def answer_bytes(self) -> bytes:
         """The answer's JSON, reusing the document's stored text rather than serialising it again."""
-        answer = self.answer()
-        if self.text is None:
-            return jsonutil.dumps(answer).encode("utf-8")
-        answer["_embedded"]["entity"] = None
-        head = jsonutil.dumps(answer)
-        marker = '"entity":null'
-        at = head.index(marker)
-        return (head[:at] + '"entity":' + self.text + head[at + len(marker):]).encode("utf-8")
+        entity = self.raw if self.raw is not None else jsonutil.document(self.doc)[1]
+        head = b'{"status":"created","code":201,' if self.created else b'{"status":"updated","code":200,'
+        return head + b'"_embedded":{"entity":' + entity + b',"runs":' + jsonutil.answer(self.runs) + b"}}"
 
     def answer(self) -> dict[str, Any]:
         code = 201 if self.created else 200
@@ -49,49 +60,141 @@ class Accepted:
         }
 
 
-class Intake:
-    """One write transaction's worth of intake; integrations loaded once per project."""
+@dataclasses.dataclass
+class Item:
+    """One document to take in. ``token_hash``: the caller's token, checked (again) in the
+    transaction that writes it; None when the caller was authorised otherwise (the relay's
+    signature, a service call with a principal)."""
 
-    def __init__(self, services: Services, conn: sa.Connection, project_id: str) -> None:
+    project_id: str
+    doc: dict[str, Any]
+    token_hash: str | None = None
+    patch_of: str | None = None  # PATCH: the id of the activity the fields merge into
+
+
+Outcome = Accepted | errors.FirehookError
+
+
+@dataclasses.dataclass
+class _Entry:
+    """An activity as this transaction sees it, including what earlier documents of the group
+    did to it."""
+
+    project_id: str
+    pk: int | None  # None until inserted
+    doc: dict[str, Any]
+    text: str
+    states: set[str]
+    integration_id: str | None
+    new: bool
+    changed: bool = False
+
+
+# Projects known to exist, per database, so a group does not ask again. Safe without expiry:
+# an activity's row refers to its project (a foreign key), so a document for a project deleted
+# meanwhile fails its group's transaction, and the group is written again one document at a
+# time without trusting this (see :func:`write`), which answers that document 404.
+_known_projects: weakref.WeakKeyDictionary[dbmod.Database, set[str]] = weakref.WeakKeyDictionary()
+
+
+class Writer:
+    """Writes groups of documents in the caller's transaction; projects, their integrations
+    and the fair-queueing clock are read once per transaction. Call :meth:`close` last.
+    ``trust_known``: whether a project seen before in this process is taken to exist."""
+
+    def __init__(self, services: Services, conn: sa.Connection, *, trust_known: bool = True) -> None:
         self.services = services
         self.conn = conn
-        self.project_id = project_id
-        self._integrations: list[model.Integration] | None = None
-        self._project_checked = False
         self.clock = queue.FairClock(conn)
+        self._projects: dict[str, bool] = {}
+        self._integrations: dict[str, list[model.Integration]] = {}
+        known = _known_projects.get(services.database)
+        if known is None:
+            known = _known_projects.setdefault(services.database, set())
+        self._known = known
+        self._trust_known = trust_known
 
     def close(self) -> None:
-        """Write what the transaction kept in memory (the fair-queueing clocks); call it last."""
+        """Write what the transaction kept in memory (the fair-queueing clocks)."""
         self.clock.flush()
 
-    def apply_one(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
-        """Apply one document and close: for a transaction that holds just this one."""
-        accepted = self.apply(incoming, patch_of=patch_of)
-        self.close()
-        return accepted
+    def _project_exists(self, project_id: str) -> bool:
+        if project_id not in self._projects:
+            found = (self._trust_known and project_id in self._known) or project_store.exists(self.conn, project_id)
+            if found:
+                self._known.add(project_id)
+            else:
+                self._known.discard(project_id)
+            self._projects[project_id] = found
+        return self._projects[project_id]
 
-    @property
-    def integrations(self) -> list[model.Integration]:
-        if self._integrations is None:
-            self._integrations = [i for i in integration_store.list_for(self.conn, self.project_id)
-                                  if i.enabled or i.auto_disabled]
-        return self._integrations
+    def integrations(self, project_id: str) -> list[model.Integration]:
+        if project_id not in self._integrations:
+            self._integrations[project_id] = [i for i in integration_store.list_for(self.conn, project_id)
+                                              if i.enabled or i.auto_disabled]
+        return self._integrations[project_id]
 
-    def apply(self, incoming: dict[str, Any], *, patch_of: str | None = None) -> Accepted:
-        if not self._project_checked:
-            if not project_store.exists(self.conn, self.project_id):
-                raise project_not_found(self.project_id)
-            self._project_checked = True
+    def write(self, items: Sequence[Item]) -> list[Outcome]:
+        """Apply ``items`` in order (a later document with the same id updates what an earlier
+        one created). A document refused on its merits is an outcome; a statement that fails
+        raises, and the transaction is the caller's to roll back."""
+        outcomes: list[Outcome | None] = [None] * len(items)
+        hashes = [item.token_hash for item in items if item.token_hash is not None]
+        tokens = token_service.check_on(self.services, self.conn, hashes)
+        admitted: list[int] = []
+        for n, item in enumerate(items):
+            try:
+                if item.token_hash is not None:
+                    token = tokens.get(item.token_hash)
+                    if token is None:
+                        raise token_service.invalid_token()
+                    authorize(token, item.project_id)
+                if not self._project_exists(item.project_id):
+                    raise project_not_found(item.project_id)
+            except errors.FirehookError as exc:
+                outcomes[n] = exc
+                continue
+            admitted.append(n)
+        known = self._existing([items[n] for n in admitted])
         now = timefmt.now_ts()
-        activity_id = patch_of if patch_of is not None else incoming.get("id")
-        existing = store.find(self.conn, self.project_id, activity_id, lock=True) if activity_id else None
-        if patch_of is not None and existing is None:
-            raise errors.NotFound(f"activity {patch_of} not found in project {self.project_id}")
-        if existing is not None:
-            doc = dict(existing["doc"])
+        order: list[_Entry | fanout.Planned] = []  # activity rows to insert, in creation order
+        snapshots: list[tuple[_Entry, str, str, fanout.Planned | None]] = []
+        for n in admitted:
+            try:
+                outcomes[n] = self._apply(items[n], known, now, order, snapshots)
+            except errors.FirehookError as exc:
+                outcomes[n] = exc
+        self._flush(known, now, order, snapshots)
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _existing(self, items: Sequence[Item]) -> dict[tuple[str, str], _Entry]:
+        """The stored activities the documents name, read (and locked) with one statement per project."""
+        wanted: dict[str, list[str]] = {}
+        for item in items:
+            activity_id = item.patch_of if item.patch_of is not None else item.doc.get("id")
+            if activity_id:
+                wanted.setdefault(item.project_id, []).append(activity_id)
+        found = {(project_id, activity_id): row for project_id, names in wanted.items()
+                 for activity_id, row in store.find_for_update(self.conn, project_id, names).items()}
+        if not found:
+            return {}
+        states = store.states_reached(self.conn, [pk for pk, _, _ in found.values()])
+        return {key: _Entry(key[0], pk, jsonutil.loads(text), text, states[pk], integration_id, new=False)
+                for key, (pk, integration_id, text) in found.items()}
+
+    def _apply(self, item: Item, known: dict[tuple[str, str], _Entry], now: str, order: list[_Entry | fanout.Planned],
+               snapshots: list[tuple[_Entry, str, str, fanout.Planned | None]]) -> Accepted:
+        project_id, incoming = item.project_id, item.doc
+        activity_id = item.patch_of if item.patch_of is not None else incoming.get("id")
+        entry = known.get((project_id, activity_id)) if activity_id else None
+        if item.patch_of is not None and entry is None:
+            raise errors.NotFound(f"activity {item.patch_of} not found in project {project_id}")
+        if entry is not None:
+            doc = dict(entry.doc)
             if incoming.get("type") not in (None, doc["type"]):
                 raise errors.InvalidInput.field("type", f"cannot change from {doc['type']} to {incoming['type']}")
-            if existing["integration_id"] is not None:
+            if entry.integration_id is not None:
                 raise errors.InvalidInput.field("id", f"{activity_id} is a run; runs are updated by firehook only")
             doc.update({k: v for k, v in incoming.items() if k not in ("id", "project", "_links")})
             if "updated_at" not in incoming:
@@ -109,30 +212,136 @@ class Intake:
             doc["environments"] = []
         if doc.get("created_at") is None:
             doc["created_at"] = now
-        doc["project"] = self.project_id
-        doc["_links"] = self.services.activity_links(self.project_id, doc["id"])
+        doc["project"] = project_id
+        doc["_links"] = self.services.activity_links(project_id, doc["id"])
         validation.check_activity_fields(doc)
         # Serialised once: the stored document, the snapshot and the answer are the same text.
-        # (The indexed updated_at must never be null, whatever the document says.)
-        text = jsonutil.dumps(doc)
         try:
-            jsonutil.encode_utf8(text)
+            text, raw = jsonutil.document(doc)
         except ValueError as exc:
             raise errors.InvalidInput.field("body", str(exc)) from None
-        if existing is None:
-            pk = store.insert(self.conn, self.project_id, doc, text=text, updated_at=now)
-            reached: set[str] = set()
-        else:
-            pk = existing["pk"]
-            store.save(self.conn, pk, doc, text=text, updated_at=now)
-            reached = store.snapshot_states(self.conn, pk)
-        runs: list[dict[str, Any]] = []
+        # Nothing above changed what this transaction knows: a refused document leaves no trace.
+        created = entry is None
+        if entry is None:
+            entry = _Entry(project_id, None, doc, text, set(), None, new=True)
+            known[(project_id, doc["id"])] = entry
+            order.append(entry)
+        entry.doc, entry.text, entry.changed = doc, text, True
         state = doc["state"]
-        if state not in reached:
-            snapshot_pk = store.insert_snapshot(self.conn, pk, state, text, now)
-            runs = fanout.fan_out(self.conn, self.services.settings.resolved_public_url, self.project_id,
-                                  pk, doc, state, snapshot_pk, self.integrations, clock=self.clock)
-        return Accepted(doc=doc, created=existing is None, runs=runs, text=text)
+        runs: list[dict[str, Any]] = []
+        if state not in entry.states:
+            entry.states.add(state)
+            planned = fanout.plan_matching(self.services.settings.resolved_public_url, project_id, doc, state,
+                                           self.integrations(project_id))
+            snapshots.append((entry, state, text, planned))
+            if planned is not None:
+                order.append(planned)
+                runs = planned.summary()
+        return Accepted(doc=doc, created=created, runs=runs, text=text, raw=raw)
+
+    def _flush(self, known: dict[tuple[str, str], _Entry], now: str, order: list[_Entry | fanout.Planned],
+               snapshots: list[tuple[_Entry, str, str, fanout.Planned | None]]) -> None:
+        """The group's statements, one per table and on PostgreSQL one round trip for all but
+        the jobs: activities (new sources and runs, in creation order), updates, snapshots,
+        runs; then the jobs."""
+        count = sum(1 if isinstance(thing, _Entry) else len(thing.docs) for thing in order)
+        keys, snapshot_keys = store.new_keys(self.conn, count, len(snapshots))
+        pks = iter(keys)
+        rows: list[tuple[Any, ...]] = []
+        run_pks: dict[int, list[int]] = {}
+        for thing in order:
+            if isinstance(thing, _Entry):
+                thing.pk = next(pks)
+                rows.append(store.activity_row(thing.pk, thing.project_id, thing.doc, thing.text, None, now))
+            else:
+                run_pks[id(thing)] = [next(pks) for _ in thing.docs]
+                rows.extend(thing.activity_rows(run_pks[id(thing)]))
+        placed = [fanout.Placed(planned, entry.pk, snapshot_pk, run_pks[id(planned)])  # type: ignore[arg-type]
+                  for (entry, _, _, planned), snapshot_pk in zip(snapshots, snapshot_keys, strict=True)
+                  if planned is not None]
+        with store.pipelined(self.conn):
+            store.insert_activities(self.conn, rows)
+            store.update_activities(self.conn, [
+                (e.doc["state"], e.doc.get("result"), jsonutil.dumps(e.doc.get("environments") or []),
+                 e.doc.get("updated_at") or now, e.text, e.pk) for e in known.values() if e.changed and not e.new])
+            store.insert_snapshots(self.conn, [(pk, e.pk, state, text, now) for (e, state, text, _), pk
+                                               in zip(snapshots, snapshot_keys, strict=True)])
+            fanout.insert_runs(self.conn, placed)
+        fanout.enqueue(self.conn, placed, self.clock)
+
+
+def write(services: Services, items: Sequence[Item]) -> list[Outcome]:
+    """Write ``items`` in one transaction; when a statement fails, each alone (one savepoint
+    each, in one transaction), so only the faulty one fails. One outcome per item, in order;
+    every outcome is final (committed) when this returns."""
+    if not items:
+        return []
+    try:
+        with services.database.write() as conn:
+            writer = Writer(services, conn)
+            outcomes = writer.write(items)
+            writer.close()
+        return outcomes
+    except Exception as exc:  # the whole transaction rolled back: nothing of it is stored
+        log.warning("event=intake.group_isolated size=%d error=%s", len(items), _safe_reason(exc))
+    return _write_isolated(services, items)
+
+
+def _write_isolated(services: Services, items: Sequence[Item]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    try:
+        with services.database.write() as conn:
+            for item in items:
+                outcomes.append(_write_alone(services, conn, item))
+    except Exception as exc:  # the commit itself failed: nothing of the group is stored
+        log.error("event=intake.group_failed size=%d error=%s", len(items), _safe_reason(exc))
+        failure = exc if isinstance(exc, errors.StoreError) else errors.StoreError(
+            "the database refused the write; send the activity again")
+        return [failure] * len(items)
+    return outcomes
+
+
+def _write_alone(services: Services, conn: sa.Connection, item: Item) -> Outcome:
+    for attempt in (1, 2):
+        try:
+            with conn.begin_nested():
+                writer = Writer(services, conn, trust_known=False)
+                [outcome] = writer.write([item])
+                writer.close()
+            return outcome
+        except (errors.Conflict, sa.exc.IntegrityError):
+            # Another process created the same new id at the same moment: the second try finds
+            # it, and the document is an update.
+            if attempt == 2:
+                return errors.Conflict(f"activity {item.doc.get('id') or item.patch_of} conflicts with a "
+                                       "concurrent write; send it again")
+        except errors.FirehookError as exc:
+            return exc
+        except sa.exc.DBAPIError as exc:
+            return errors.StoreError(f"the activity could not be stored: {_safe_reason(exc)}")
+        except Exception as exc:  # a fault of this document's write: it alone fails
+            log.exception("event=intake.document_failed project=%s", item.project_id)
+            return errors.FirehookError(f"the activity could not be stored: {type(exc).__name__}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """Why a write failed, for a log line: never the statement's parameters (documents, secrets)."""
+    if isinstance(exc, errors.FirehookError):
+        return exc.message  # store.raw and db.py word these without parameters
+    if isinstance(exc, sa.exc.DBAPIError):
+        text = str(exc.orig).strip() if exc.orig is not None else ""
+        return text.splitlines()[0] if text else type(exc).__name__
+    return type(exc).__name__
+
+
+def _one(services: Services, item: Item) -> Accepted:
+    [outcome] = write(services, [item])
+    if isinstance(outcome, errors.FirehookError):
+        raise outcome
+    if outcome.runs:
+        services.notify()
+    return outcome
 
 
 def authorize(principal: model.Token, project_id: str) -> None:
@@ -143,21 +352,7 @@ def authorize(principal: model.Token, project_id: str) -> None:
 def ingest(services: Services, principal: model.Token, project_id: str, body: Any) -> Accepted:
     """Take in one activity document: create it, or update it when its id exists."""
     authorize(principal, project_id)
-    doc = validation.activity(body)
-    accepted = _write_one(services, project_id, doc)
-    if accepted.runs:
-        services.notify()
-    return accepted
-
-
-def _write_one(services: Services, project_id: str, doc: dict[str, Any]) -> Accepted:
-    try:
-        with services.database.write() as conn:
-            return Intake(services, conn, project_id).apply_one(doc)
-    except sa.exc.IntegrityError:
-        # Two writers created the same new id at once; the second is now an update.
-        with services.database.write() as conn:
-            return Intake(services, conn, project_id).apply_one(doc)
+    return _one(services, Item(project_id, validation.activity(body)))
 
 
 def patch(services: Services, principal: model.Token, project_id: str, activity_id: str, body: Any) -> Accepted:
@@ -166,11 +361,7 @@ def patch(services: Services, principal: model.Token, project_id: str, activity_
     if not isinstance(body, dict):
         raise errors.InvalidInput.field("body", "must be a JSON object")
     validation.check_activity_fields(body)
-    with services.database.write() as conn:
-        accepted = Intake(services, conn, project_id).apply_one(body, patch_of=activity_id)
-    if accepted.runs:
-        services.notify()
-    return accepted
+    return _one(services, Item(project_id, body, patch_of=activity_id))
 
 
 def parse_ndjson(data: bytes, max_line_bytes: int) -> list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
@@ -198,11 +389,12 @@ def parse_ndjson(data: bytes, max_line_bytes: int) -> list[tuple[int, dict[str, 
     return out
 
 
-def ingest_batch(services: Services, principal: model.Token, project_id: str, data: bytes) -> dict[str, Any]:
+def ingest_batch(services: Services, principal: model.Token, project_id: str, data: bytes, *,
+                 token_hash: str | None = None) -> dict[str, Any]:
     """NDJSON intake: per line, the id or the error. A bad line never loses the good ones.
 
-    Good lines are written in chunks, one transaction per chunk; if a chunk fails as a whole,
-    its lines are retried one transaction each so only the faulty line is refused.
+    Good lines are written in chunks, one transaction per chunk (:func:`write`); ``token_hash``,
+    when given, is checked again in each chunk's transaction.
     """
     authorize(principal, project_id)
     with services.database.read() as conn:
@@ -216,35 +408,16 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
     any_runs = False
     for start in range(0, len(good), BATCH_CHUNK):
         chunk = good[start:start + BATCH_CHUNK]
-        try:
-            with services.database.write() as conn:
-                intake = Intake(services, conn, project_id)
-                chunk_results = {}
-                for n, doc in chunk:
-                    accepted = intake.apply(doc)
-                    chunk_results[n] = _line_result(n, accepted)
-                intake.close()
-            results.update(chunk_results)
-            any_runs = any_runs or any(r["runs"] for r in chunk_results.values())
-        except (errors.FirehookError, sa.exc.IntegrityError, ValueError):
-            # One line spoiled the chunk: each line again in its own transaction, so only it fails.
-            for n, doc in chunk:
-                try:
-                    with services.database.write() as conn:
-                        accepted = Intake(services, conn, project_id).apply_one(doc)
-                    results[n] = _line_result(n, accepted)
-                    any_runs = any_runs or bool(accepted.runs)
-                except errors.FirehookError as exc:
-                    results[n] = {"line": n, "code": exc.status, "detail": exc.detail}
-                except sa.exc.IntegrityError:
-                    results[n] = {"line": n, "code": 409, "detail": "conflicts with a concurrent write; send it again"}
+        outcomes = write(services, [Item(project_id, doc, token_hash) for _, doc in chunk])
+        for (n, _), outcome in zip(chunk, outcomes, strict=True):
+            if isinstance(outcome, errors.FirehookError):
+                results[n] = {"line": n, "code": outcome.status, "detail": outcome.detail}
+            else:
+                results[n] = {"line": n, "id": outcome.doc["id"], "status": "created" if outcome.created else "updated",
+                              "runs": len(outcome.runs)}
+                any_runs = any_runs or bool(outcome.runs)
     if any_runs:
         services.notify()
     ordered = [results[n] for n in sorted(results)]
     accepted_count = sum(1 for r in ordered if "id" in r)
     return {"status": "ok", "accepted": accepted_count, "rejected": len(ordered) - accepted_count, "results": ordered}
-
-
-def _line_result(n: int, accepted: Accepted) -> dict[str, Any]:
-    return {"line": n, "id": accepted.doc["id"], "status": "created" if accepted.created else "updated",
-            "runs": len(accepted.runs)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 from firehook import errors, ids, model, timefmt
 from firehook.service.core import Services, require_admin
 from firehook.settings import ADMIN_TOKEN_FILE
+from firehook.store import db as dbmod
 from firehook.store import projects as project_store
 from firehook.store import tokens as store
 
@@ -40,11 +43,94 @@ def authenticate(services: Services, header: str | None) -> model.Token:
 
 
 def authenticate_on(conn: sa.Connection, header: str | None) -> model.Token:
-    """:func:`authenticate` inside the caller's transaction (the intake writer's)."""
+    """:func:`authenticate` inside the caller's transaction."""
     token = store.find_by_secret(conn, bearer_secret(header))
     if token is None:
         raise errors.Unauthorized("invalid or revoked token")
     return token
+
+
+def invalid_token() -> errors.Unauthorized:
+    return errors.Unauthorized("invalid or revoked token")
+
+
+def header_hash(header: str | None) -> str:
+    """The stored hash of a bearer header's secret, or Unauthorized saying what is wrong."""
+    return store.hash_secret(bearer_secret(header))
+
+
+class TokenCache:
+    """This process's tokens by the hash of their secret, for intake: a hit costs no SQL.
+
+    Revocation stays immediate: revoking in this process drops the entry, and the intake
+    writer checks the tokens of its whole group again, with one statement, in the transaction
+    that stores the group — a token revoked by another process is refused at commit, and
+    dropped from here then. Misses are not remembered (a guessed secret costs a query, as
+    without a cache), and the size is bounded so no client can grow it without limit.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._by_hash: dict[str, model.Token] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> model.Token | None:
+        return self._by_hash.get(token_hash)
+
+    def put(self, token_hash: str, token: model.Token) -> None:
+        with self._lock:
+            if len(self._by_hash) >= self.MAX_ENTRIES:
+                self._by_hash.pop(next(iter(self._by_hash)))  # the oldest entry
+            self._by_hash[token_hash] = token
+
+    def drop(self, token_hash: str) -> None:
+        with self._lock:
+            self._by_hash.pop(token_hash, None)
+
+    def drop_id(self, token_id: str) -> None:
+        with self._lock:
+            for token_hash in [h for h, t in self._by_hash.items() if t.id == token_id]:
+                del self._by_hash[token_hash]
+
+
+_caches: weakref.WeakKeyDictionary[dbmod.Database, TokenCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def cache_of(services: Services) -> TokenCache:
+    """The token cache of this process for ``services``' database."""
+    cache = _caches.get(services.database)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.setdefault(services.database, TokenCache())
+    return cache
+
+
+def authenticate_hash(services: Services, token_hash: str) -> model.Token:
+    """The active token of ``token_hash`` — from the cache, or read and cached — or Unauthorized."""
+    cache = cache_of(services)
+    token = cache.get(token_hash)
+    if token is None:
+        with services.database.read() as conn:
+            token = store.find_by_hash(conn, [token_hash]).get(token_hash)
+        if token is None:
+            raise invalid_token()
+        cache.put(token_hash, token)
+    return token
+
+
+def check_on(services: Services, conn: sa.Connection, hashes: list[str]) -> dict[str, model.Token]:
+    """The tokens among ``hashes`` that are still active, read in the caller's (write)
+    transaction with one statement; the others are dropped from the cache."""
+    if not hashes:
+        return {}
+    found = store.find_by_hash(conn, hashes)
+    cache = cache_of(services)
+    for token_hash in hashes:
+        if token_hash not in found:
+            cache.drop(token_hash)
+    return found
 
 
 def _create(services: Services, project: str | None, read_only: bool,
@@ -95,6 +181,7 @@ def revoke(services: Services, principal: model.Token, token_id: str) -> None:
     with services.database.write() as conn:
         if not store.revoke(conn, token_id, timefmt.now_ts()):
             raise errors.NotFound(f"token {token_id} not found (or already revoked)")
+    cache_of(services).drop_id(token_id)
 
 
 def ensure_admin_token(services: Services) -> Path | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from firehook import model
-from firehook.store import jsonutil
+from firehook.store import jsonutil, raw
 from firehook.store.schema import activities, attempts, run_logs, runs, snapshots
 
 A = activities.c
@@ -36,40 +37,10 @@ def find_by_pk(conn: sa.Connection, pk: int) -> dict[str, Any] | None:
     return _row(row) if row else None
 
 
-# Statements built once: building `insert().values(...)` per call costs more than running it.
-_INSERT = activities.insert()
-_INSERT_RETURNING = activities.insert().returning(A.pk, sort_by_parameter_order=True)
+# Statements built once: building a select per call costs more than running it.
 _FIND = sa.select(activities).where(A.project_id == sa.bindparam("p"), A.id == sa.bindparam("i"))
 _FIND_LOCKED = _FIND.with_for_update()
 _SNAPSHOT_STATES = sa.select(S.state).where(S.activity_pk == sa.bindparam("pk"))
-_INSERT_SNAPSHOT = snapshots.insert()
-
-
-def row_values(project_id: str, doc: dict[str, Any], integration_id: str | None = None, *,
-               text: str | None = None, updated_at: str | None = None) -> dict[str, Any]:
-    """The column values of an activity row for ``doc``; ``text`` is its JSON when the caller
-    has it already (a 20 KB document is worth serialising once), ``updated_at`` the indexed
-    time when the document's own is null."""
-    return {
-        "project_id": project_id, "id": doc["id"], "type": doc["type"], "state": doc["state"],
-        "result": doc.get("result"), "environments": jsonutil.dumps(doc.get("environments") or []),
-        "integration_id": integration_id, "created_at": doc["created_at"],
-        "updated_at": doc.get("updated_at") or updated_at, "doc": text if text is not None else jsonutil.dumps(doc),
-    }
-
-
-def insert(conn: sa.Connection, project_id: str, doc: dict[str, Any], *, integration_id: str | None = None,
-           text: str | None = None, updated_at: str | None = None) -> int:
-    result = conn.execute(_INSERT, row_values(project_id, doc, integration_id, text=text, updated_at=updated_at))
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
-
-
-def insert_many(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert several activity rows (from :func:`row_values`); their pks, in order."""
-    if not rows:
-        return []
-    return [int(pk) for pk in conn.execute(_INSERT_RETURNING, rows).scalars()]
 
 
 def save(conn: sa.Connection, pk: int, doc: dict[str, Any], *, text: str | None = None,
@@ -114,27 +85,11 @@ def snapshot_states(conn: sa.Connection, activity_pk: int) -> set[str]:
     return set(conn.execute(_SNAPSHOT_STATES, {"pk": activity_pk}).scalars())
 
 
-def insert_snapshot(conn: sa.Connection, activity_pk: int, state: str, body: str, now: str) -> int:
-    result = conn.execute(_INSERT_SNAPSHOT, {"activity_pk": activity_pk, "state": state, "body": body,
-                                             "reached_at": now})
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
-
-
 def find_snapshot(conn: sa.Connection, activity_pk: int, state: str) -> dict[str, Any] | None:
     row = conn.execute(
         sa.select(snapshots).where(S.activity_pk == activity_pk, S.state == state)
     ).mappings().first()
     return dict(row) if row else None
-
-
-def insert_runs(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Run rows: ``pk, integration_id, kind, snapshot_pk, source_pk, queued_at`` each."""
-    if rows:
-        conn.execute(_INSERT_RUN, [{**r, "attempts": 0, "finished": False} for r in rows])
-
-
-_INSERT_RUN = runs.insert()
 
 
 def get_run(conn: sa.Connection, run_pk: int) -> dict[str, Any] | None:
@@ -172,6 +127,137 @@ def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
     rows = conn.execute(sa.select(attempts).where(AT.run_pk == run_pk).order_by(AT.number)).mappings()
     return [model.Attempt(number=r["number"], started_at=r["started_at"], duration_ms=r["duration_ms"],
                           status=r["status"], response=r["response"], error=r["error"]) for r in rows]
+
+
+# --- intake: hot statements on the DB-API (store.raw), a whole group of documents at once ----
+#
+# Rows that refer to each other (a snapshot to its activity, a run to both) get their primary
+# keys first (:func:`new_keys`), so each table takes one statement per group and, on
+# PostgreSQL, all of them go in one pipeline (:func:`pipelined`): one round trip.
+
+CHUNK = 500  # rows per statement, and values per IN (…) list: below either database's limit
+
+ACTIVITY_COLUMNS = ("pk", "project_id", "id", "type", "state", "result", "environments", "integration_id",
+                    "created_at", "updated_at", "doc")
+SNAPSHOT_COLUMNS = ("pk", "activity_pk", "state", "body", "reached_at")
+RUN_COLUMNS = ("pk", "integration_id", "kind", "snapshot_pk", "source_pk", "attempts", "queued_at", "finished")
+LOG_COLUMNS = ("run_pk", "n", "timestamp", "message")
+
+_NEXTVAL = ("SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('activities', 'pk')) FROM generate_series(1, ?)), "
+            "ARRAY(SELECT nextval(pg_get_serial_sequence('snapshots', 'pk')) FROM generate_series(1, ?))")
+
+
+def activity_row(pk: int, project_id: str, doc: dict[str, Any], text: str, integration_id: str | None = None,
+                 updated_at: str | None = None) -> tuple[Any, ...]:
+    """The values of :data:`ACTIVITY_COLUMNS` for ``doc``, whose JSON is ``text``;
+    ``updated_at`` is the indexed time when the document's own is null."""
+    return (pk, project_id, doc["id"], doc["type"], doc["state"], doc.get("result"),
+            jsonutil.dumps(doc.get("environments") or []), integration_id, doc["created_at"],
+            doc.get("updated_at") or updated_at, text)
+
+
+def new_keys(conn: sa.Connection, activities: int, snapshots: int = 0) -> tuple[list[int], list[int]]:
+    """Primary keys for the activities and snapshots this transaction inserts next.
+
+    PostgreSQL: from the tables' sequences, both in one statement. SQLite: this transaction is
+    the only writer (BEGIN IMMEDIATE), so the keys after the highest are its own until it
+    commits — as long as it inserts them before any row that takes a key by itself.
+    """
+    if not activities and not snapshots:
+        return [], []
+    cur = raw.cursor(conn)
+    if cur.dialect == "postgresql":
+        row = cur.execute(_NEXTVAL, (activities, snapshots)).fetchone()
+        assert row is not None
+        return [int(pk) for pk in row[0]], [int(pk) for pk in row[1]]
+    out: list[list[int]] = []
+    for table, count in (("activities", activities), ("snapshots", snapshots)):
+        last = int(cur.execute(f"SELECT coalesce(max(pk), 0) FROM {table}").scalar()) if count else 0
+        out.append(list(range(last + 1, last + 1 + count)))
+    return out[0], out[1]
+
+
+@contextlib.contextmanager
+def pipelined(conn: sa.Connection) -> Iterator[None]:
+    """The statements of the block are sent without waiting for each other's answers: on
+    PostgreSQL one psycopg pipeline (one round trip; errors surface when it ends); on SQLite,
+    where a statement is a function call, nothing changes."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    with raw.translated(), driver.pipeline():  # type: ignore[union-attr]
+        yield
+
+
+def find_for_update(conn: sa.Connection, project_id: str, activity_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """``id → (pk, integration_id, doc text)`` of the activities among ``activity_ids`` that
+    exist, locked until the transaction ends on PostgreSQL."""
+    cur = raw.cursor(conn)
+    lock = " FOR UPDATE" if cur.dialect == "postgresql" else ""
+    out: dict[str, tuple[Any, ...]] = {}
+    unique = list(dict.fromkeys(activity_ids))
+    for start in range(0, len(unique), CHUNK):
+        part = unique[start:start + CHUNK]
+        rows = cur.execute(f"SELECT id, pk, integration_id, doc FROM activities WHERE project_id = ? "
+                           f"AND id IN ({raw.placeholders(len(part))}){lock}", [project_id, *part]).fetchall()
+        for activity_id, pk, integration_id, text in rows:
+            out[activity_id] = (int(pk), integration_id, text)
+    return out
+
+
+def states_reached(conn: sa.Connection, activity_pks: Sequence[int]) -> dict[int, set[str]]:
+    """The states each of ``activity_pks`` has a snapshot of."""
+    cur = raw.cursor(conn)
+    out: dict[int, set[str]] = {pk: set() for pk in activity_pks}
+    unique = list(out)
+    for start in range(0, len(unique), CHUNK):
+        part = unique[start:start + CHUNK]
+        for pk, state in cur.execute(f"SELECT activity_pk, state FROM snapshots WHERE activity_pk IN "
+                                     f"({raw.placeholders(len(part))})", part).fetchall():
+            out[int(pk)].add(state)
+    return out
+
+
+def insert_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Activity rows (:func:`activity_row`, keys from :func:`new_keys`)."""
+    _insert(conn, "activities", ACTIVITY_COLUMNS, rows)
+
+
+def insert_snapshots(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Snapshots ``(pk, activity_pk, state, body, reached_at)`` (keys from :func:`new_keys`)."""
+    _insert(conn, "snapshots", SNAPSHOT_COLUMNS, rows)
+
+
+def update_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rewrite activities: ``(state, result, environments, updated_at, doc, pk)`` each."""
+    raw.cursor(conn).executemany(
+        "UPDATE activities SET state = ?, result = ?, environments = ?, updated_at = ?, doc = ? WHERE pk = ?", rows)
+
+
+def insert_run_rows(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows of ``runs`` (:data:`RUN_COLUMNS`) for run activities inserted in this transaction."""
+    _insert(conn, "runs", RUN_COLUMNS, rows)
+
+
+def insert_first_logs(conn: sa.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+    """The first log line ``(run_pk, timestamp, message)`` of runs just created (``n`` = 1)."""
+    _insert(conn, "run_logs", LOG_COLUMNS, [(pk, 1, ts, message) for pk, ts, message in rows])
+
+
+def _insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    cur = raw.cursor(conn)
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    if cur.dialect != "postgresql":
+        # sqlite3 steps one prepared statement per row in C: cheaper than a multi-row VALUES.
+        cur.executemany(head + one, rows)
+        return
+    for start in range(0, len(rows), CHUNK):  # PostgreSQL: one statement, one plan per chunk
+        part = rows[start:start + CHUNK]
+        cur.execute(head + ", ".join([one] * len(part)), [value for row in part for value in row])
 
 
 # --- batches, for the worker: one statement per table for many runs --------------------------
