@@ -6,7 +6,8 @@
     python -m bench --profile          # py-spy on the firehook processes during each phase
     python -m bench --self-check       # checks the harness itself (no pytest), ~1 minute
 
-Scenarios: intake, fanout, latency, scripts, scaling (memory is sampled during all of them).
+Scenarios: intake, fanout, latency, scripts, dbwork, scaling (memory is sampled during all of
+them; CPU and memory count each firehook server with all its descendant processes).
 Each one is bounded in count and in time and sends traffic to 127.0.0.1 only; see
 docs/performance.md for the method. Runs that are not the full set (``--quick``, ``--only``)
 write ``*.tmp`` files (git-ignored), so that only a full run replaces the committed report.
@@ -25,7 +26,7 @@ from typing import Any
 
 from bench import common, report
 
-SCENARIOS = ("intake", "fanout", "latency", "scripts", "scaling")
+SCENARIOS = ("intake", "fanout", "latency", "scripts", "dbwork", "scaling")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 from bench import scripts
 
                 results["scripts"] = scripts.run(cfg, profiler)
+            elif name == "dbwork":
+                from bench import dbwork
+
+                results["dbwork"] = dbwork.run(cfg, profiler)
             elif name == "scaling":
                 from bench import scaling
 
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"[bench] {name} took {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     results["meta"]["load_average_after"] = common.load_average()
+    results["meta"]["leftover_processes"] = list(common.LEFTOVERS)
     if profiler is not None:
         results["profiles"] = profiler.results
     results["rows"] = report.rows(results)
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(results))
     print()
     print("\n".join(f"wrote {p}" for p in paths))
+    for leftover in results["meta"]["leftover_processes"]:
+        print(f"warning: {leftover}", file=sys.stderr)
     failed = [r for r in results["rows"] if r["failed"]]
     if failed:
         print(f"{len(failed)} figure(s) failed their checks: see the report", file=sys.stderr)

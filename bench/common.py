@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import procs
 from tests import support
 
 KEY = "bench-shared-key-0123456789abcdef"
@@ -134,79 +134,23 @@ def dumps(doc: Any) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# memory
+# memory and CPU of process trees (bench/procs.py): a name is a root PID and all its descendants
+
+MemorySampler = procs.MemorySampler
+CpuMeter = procs.CpuMeter
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in KiB (empty when it is gone)."""
-    out: dict[str, int] = {}
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, value = line.split(":", 1)
-            out[key] = int(value.split()[0])
-    return out
-
-
-class MemorySampler:
-    """Samples VmRSS of some PIDs every ``interval`` seconds in a thread; keeps the peak.
-
-    ``peaks()`` gives, per PID, the highest VmRSS seen while sampling and the kernel's VmHWM
-    (the peak over the process's whole life) at the end, both in MiB.
-    """
-
-    def __init__(self, pids: dict[str, int], interval: float = 0.05) -> None:
-        self.pids = dict(pids)
-        self.interval = interval
-        self._peak: dict[str, int] = {name: 0 for name in self.pids}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
-        self._result: dict[str, dict[str, float]] | None = None
-
-    def __enter__(self) -> MemorySampler:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sample()
-        out: dict[str, dict[str, float]] = {}
-        for name, pid in self.pids.items():
-            status = proc_status(pid)
-            out[name] = {
-                "peak_rss_mib": round(self._peak[name] / 1024, 1),
-                "vm_hwm_mib": round(status.get("VmHWM", 0) / 1024, 1),
-            }
-        self._result = out
-
-    def _sample(self) -> None:
-        for name, pid in self.pids.items():
-            rss = proc_status(pid).get("VmRSS", 0)
-            if rss > self._peak[name]:
-                self._peak[name] = rss
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def peaks(self) -> dict[str, dict[str, float]]:
-        assert self._result is not None, "use MemorySampler as a context manager"
-        return self._result
-
-
-def idle_memory(pid: int) -> dict[str, float]:
-    status = proc_status(pid)
-    return {"rss_mib": round(status.get("VmRSS", 0) / 1024, 1),
-            "vm_hwm_mib": round(status.get("VmHWM", 0) / 1024, 1)}
+def idle_memory(pid: int) -> dict[str, Any]:
+    """Memory of a process and its descendants now: summed RSS, VmHWM and PSS (MiB)."""
+    return procs.tree_memory(pid)
 
 
 # ---------------------------------------------------------------------------------------------
 # processes
+
+
+#: Processes that firehook left running after it was stopped (then killed here), for the report.
+LEFTOVERS: list[str] = []
 
 
 class Fleet:
@@ -232,6 +176,8 @@ class Fleet:
         self.pg: support.PostgresDatabase | None = None
         self.serve: support.ServerProcess | None = None
         self.workers: list[support.ServerProcess] = []
+        self.settled: dict[str, Any] = {}
+        self.leftovers: list[int] = []
 
     def __enter__(self) -> Fleet:
         try:
@@ -275,6 +221,11 @@ class Fleet:
                 if time.monotonic() > deadline:
                     raise BenchError(f"firehook worker did not start within 60 s:\n{proc.output()[-2000:]}")
                 time.sleep(0.1)
+        # serve's worker runs in a child process (and script pools are children again): wait
+        # until every tree has its processes and is idle, so that no start-up work falls in a
+        # measured phase or in the idle memory.
+        self.settled = procs.wait_quiet(self.pids().values(), timeout=45)
+        self.check_alive()
 
     @property
     def base_url(self) -> str:
@@ -305,11 +256,28 @@ class Fleet:
             if proc is not None and proc.proc.poll() is not None:
                 raise BenchError(f"firehook {name} exited with {proc.proc.returncode}:\n{proc.output()[-2000:]}")
 
+    def stop_servers(self) -> None:
+        """Stop serve and the workers (SIGTERM, SIGKILL after a grace), then any descendant
+        they left running. The data directory stays until :meth:`close`."""
+        # The descendants are taken before stopping: if a server is killed after its grace,
+        # children it could not stop would be left running (re-parented away from it).
+        members = [m for pid in self.pids().values() for m in procs.snapshot(pid)]
+        for proc in [*self.workers, self.serve]:
+            if proc is not None and proc.proc.poll() is None:
+                with contextlib.suppress(Exception):
+                    proc.stop(timeout=15)
+        left = procs.kill_leftovers(members)
+        self.leftovers += left
+        if left:
+            LEFTOVERS.append(f"{len(left)} descendant(s) of the {self.database} fleet still ran after "
+                             f"their server stopped (killed by the harness): PIDs {left}")
+
     def close(self) -> None:
+        self.stop_servers()
         for proc in [*self.workers, self.serve]:
             if proc is not None:
                 with contextlib.suppress(Exception):
-                    proc.stop(timeout=15)
+                    proc.stop(timeout=15)  # closes its log file
         if self.pg is not None:
             with contextlib.suppress(Exception):
                 self.pg.drop()
@@ -519,6 +487,9 @@ class Config:
     # scripts
     scripts_seconds: float = 5.0
     node_seconds: float = 3.0
+    # database work of script runs
+    dbwork_runs: int = 3_000
+    dbwork_seconds: float = 60.0
     # scaling
     scaling_workers: tuple[int, ...] = (1, 2, 4)
     scaling_webhooks: int = 10
@@ -530,40 +501,15 @@ class Config:
             phase_seconds=3.0, warmup_requests=20, fanout_deliveries=400, fanout_feed_seconds=5.0,
             fanout_drain_seconds=60.0, fanout_batch_lines=50, fanout_backlog=300, ceiling_deliveries=1_000,
             latency_seconds=2.0,
-            latency_drain_seconds=30.0, scripts_seconds=1.0, node_seconds=1.0,
+            latency_drain_seconds=30.0, scripts_seconds=1.0, node_seconds=1.0, dbwork_runs=300,
+            dbwork_seconds=30.0,
         )
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time a process has used so far (``/proc/<pid>/stat``)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-class CpuMeter:
-    """CPU seconds used by some PIDs between ``start()`` and ``stop()``."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = dict(pids)
-        self.before: dict[str, float | None] = {}
-
-    def start(self) -> CpuMeter:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        return self
-
-    def stop(self, elapsed: float) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, pid in self.pids.items():
-            after, before = cpu_seconds(pid), self.before.get(name)
-            if after is not None and before is not None:
-                used = after - before
-                out[name] = {"cpu_seconds": round(used, 2), "cores_busy": round(used / elapsed, 2) if elapsed else None}
-        return out
+    """User + system CPU time a process has used so far, itself only (``/proc/<pid>/stat``)."""
+    st = procs.stat(pid)
+    return None if st is None else st.own
 
 
 def pg_backend_pids(fleet: Fleet) -> list[int]:

@@ -15,6 +15,10 @@ A run counts only if all of these hold at the end, otherwise the figure is refus
 The ceiling, measured in the same run against the same receiver: a bare aiohttp client
 posting bodies of the same size, signed in advance, at firehook's webhook concurrency
 (``FIREHOOK_WEBHOOK_CONCURRENCY``, 256), before and after the firehook runs.
+
+CPU: each firehook process with all its descendants (``serve``'s worker child, script pools),
+the PostgreSQL backends of the database, the receiver, and the harness itself (the load),
+per delivery.
 """
 
 from __future__ import annotations
@@ -150,7 +154,9 @@ async def measure(database: str, webhooks: int, cfg: common.Config, *, workers: 
         pids = fleet.pids()
         idle = {k: common.idle_memory(pid) for k, pid in pids.items()}
         profile_ctx = profiler.phase(name, pids) if profiler else None
-        cpu = common.CpuMeter({**pids, "receiver": receiver.pid, "harness": os.getpid()}).start()
+        # serve and each worker with all their descendants; the harness alone (its descendants
+        # are the servers and the receiver, counted apart).
+        cpu = common.CpuMeter({**pids, "receiver": receiver.pid, "harness": os.getpid()}, alone=["harness"]).start()
         pg_cpu = common.PgCpu(fleet)
         timed_out = False
         with common.MemorySampler(pids) as memory:
@@ -185,6 +191,10 @@ async def measure(database: str, webhooks: int, cfg: common.Config, *, workers: 
                     cpu_used["postgres"] = pg_used
                 total = sum(v["cpu_seconds"] for v in cpu_used.values())
                 cpu_used["all"] = {"cpu_seconds": round(total, 2), "cores_busy": round(total / (t_end - t0), 2)}
+                # The firehook processes together (serve, workers, their descendants), without
+                # PostgreSQL, the receiver and the load generator.
+                mine = sum(v["cpu_seconds"] for k, v in cpu_used.items() if k in pids)
+                cpu_used["firehook"] = {"cpu_seconds": round(mine, 3), "cores_busy": round(mine / (t_end - t0), 2)}
             finally:
                 if profile_ctx is not None:
                     profile_ctx.__exit__(None, None, None)
@@ -214,7 +224,7 @@ async def measure(database: str, webhooks: int, cfg: common.Config, *, workers: 
                         f"runs; {len(ids - set(arrivals))} runs never arrived")
     seconds = t_end - t0
     for usage in cpu_used.values():
-        usage["ms_per_delivery"] = round(usage["cpu_seconds"] * 1000 / expected, 3) if expected else None
+        usage["ms_per_delivery"] = round(usage["cpu_seconds"] * 1000 / expected, 4) if expected else None
     receiver_span = (stats["last_arrival"] or 0) - (stats["first_arrival"] or 0)
     return {
         "database": database,

@@ -1,11 +1,10 @@
-"""Intake: activities accepted per second over HTTP, on SQLite and on PostgreSQL.
+"""Intake: activities accepted per second over HTTP, and the server CPU each one costs.
 
-One ``firehook serve`` per database, a project with no integrations (so intake is measured
-alone), and three closed-loop phases from one aiohttp client with a fixed number of
-concurrent connections:
+One ``firehook serve`` per database (SQLite, PostgreSQL), a project with no integrations (so
+intake is measured alone), and three closed-loop phases from one aiohttp client with a fixed
+number of concurrent connections:
 
-- ``healthz``: ``GET /healthz`` (the same server's trivial endpoint: one ``SELECT 1``) — the
-  HTTP ceiling of this client against this server;
+- ``healthz``: ``GET /healthz`` (the same server's trivial endpoint);
 - ``single``: ``POST /api/projects/bench/activities``, one ~20 KB document per request,
   8 concurrent clients; every answer must be 201 with the new activity's id;
 - ``batch``: ``POST …/activities:batch``, NDJSON of ``batch_lines`` documents per request;
@@ -13,12 +12,19 @@ concurrent connections:
 
 After each phase the store is read back: it must hold exactly the activities the answers
 reported. A phase stops at its count or its time bound; the rate is what was accepted
-divided by the time taken.
+divided by the time taken. CPU: ``serve`` and all its descendants (its worker child…), and
+the database's PostgreSQL backends, over the phase, per accepted activity.
+
+Baseline, before and after the firehook servers (the mean is reported): ``bench/bare.py``, a
+bare FastAPI route under uvicorn with firehook's uvicorn options, in its own process, loaded
+by the same request function (same client, concurrency, 20 KB document and answer checks).
+The idle memory of ``serve`` (all its processes) is taken once it is settled, before load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import time
@@ -27,7 +33,8 @@ from typing import Any
 
 import aiohttp
 
-from bench import common
+from bench import bare as bare_mod
+from bench import common, procs
 from bench.profile import Profiler
 
 Request = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
@@ -81,8 +88,7 @@ def _healthz(base: str) -> Request:
     return request
 
 
-def _single(base: str, token: str, body: bytes) -> Request:
-    url = f"{base}/api/projects/{common.PROJECT}/activities"
+def _single(url: str, token: str, body: bytes) -> Request:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     async def request(session: aiohttp.ClientSession, _i: int) -> int:
@@ -96,6 +102,10 @@ def _single(base: str, token: str, body: bytes) -> Request:
             return 1
 
     return request
+
+
+def _single_url(base: str) -> str:
+    return f"{base}/api/projects/{common.PROJECT}/activities"
 
 
 def _batch(base: str, token: str, body: bytes, lines: int) -> Request:
@@ -116,42 +126,62 @@ def _batch(base: str, token: str, body: bytes, lines: int) -> Request:
     return request
 
 
-async def _phase(fleet: common.Fleet, cfg: common.Config, request: Request, n: int, clients: int,
-                 warmup: int, profiler: Profiler | None, profile_name: str, expect_stored: bool) -> dict[str, Any]:
-    fleet.check_alive()
+@dataclasses.dataclass
+class Target:
+    """What a phase loads: the server's process tree (``pids``: one name → root PID), how to
+    tell it is still alive, how many activities its store holds (None: nothing stored), and
+    the fleet whose PostgreSQL backends to count (None: no database)."""
+
+    pids: dict[str, int]
+    check_alive: Callable[[], None]
+    stored: Callable[[], int] | None = None
+    fleet: common.Fleet | None = None
+
+    @classmethod
+    def of_fleet(cls, fleet: common.Fleet, stored: bool) -> Target:
+        return cls({"serve": fleet.pids()["serve"]}, fleet.check_alive,
+                   (lambda: common.store_counts(fleet.database_url)["activities"]) if stored else None, fleet)
+
+
+async def _phase(target: Target, cfg: common.Config, request: Request, n: int, clients: int,
+                 warmup: int, profiler: Profiler | None, profile_name: str) -> dict[str, Any]:
+    target.check_alive()
     async with common.client_session(clients) as session:
         # Warm-up: connections open, code paths hot; not counted.
         await closed_loop(session, request, warmup, clients, cfg.phase_seconds)
-        warm_stored = common.store_counts(fleet.database_url)["activities"] if expect_stored else 0
-        profile_ctx = profiler.phase(profile_name, {"serve": fleet.pids()["serve"]}) if profiler else None
-        cpu = common.CpuMeter(fleet.pids()).start()
-        pg_cpu = common.PgCpu(fleet)
-        with common.MemorySampler({"serve": fleet.pids()["serve"]}) as memory:
+        warm_stored = target.stored() if target.stored else 0
+        profile_ctx = profiler.phase(profile_name, target.pids) if profiler and profile_name else None
+        # Each server is measured with all its descendants (serve's worker child, script pools).
+        cpu = common.CpuMeter(target.pids).start()
+        pg_cpu = common.PgCpu(target.fleet) if target.fleet is not None else None
+        with common.MemorySampler(target.pids) as memory:
             if profile_ctx is not None:
                 with profile_ctx:
                     result = await closed_loop(session, request, n, clients, cfg.phase_seconds)
             else:
                 result = await closed_loop(session, request, n, clients, cfg.phase_seconds)
         used = cpu.stop(result["seconds"])
-        pg_used = pg_cpu.stop(result["seconds"])
+        pg_used = pg_cpu.stop(result["seconds"]) if pg_cpu is not None else None
         if pg_used is not None:
             used["postgres"] = pg_used
         for usage in used.values():
             accepted = result["accepted"]
-            usage["ms_per_item"] = round(usage["cpu_seconds"] * 1000 / accepted, 3) if accepted else None
+            usage["ms_per_item"] = round(usage["cpu_seconds"] * 1000 / accepted, 4) if accepted else None
         result["cpu"] = used
     result["per_second"] = round(result["accepted"] / result["seconds"], 1) if result["seconds"] else 0.0
-    result["memory"] = memory.peaks()["serve"]
+    result["memory"] = next(iter(memory.peaks().values()))
     result["clients"] = clients
     result["load_average"] = common.load_average()
     checks = []
     if result["failed_requests"]:
         checks.append(f"{result['failed_requests']} requests failed, e.g. {result['errors'][0]}")
-    if expect_stored:
-        stored = common.store_counts(fleet.database_url)["activities"] - warm_stored
+    if target.stored is not None:
+        stored = target.stored() - warm_stored
         result["stored"] = stored
         if stored != result["accepted"]:
             checks.append(f"the store holds {stored} new activities, the answers reported {result['accepted']}")
+    if not result["accepted"]:
+        checks.append("nothing was accepted")
     result["ok"] = not checks
     result["problems"] = checks
     return result
@@ -164,28 +194,81 @@ async def _measure_database(database: str, cfg: common.Config, profiler: Profile
     out: dict[str, Any] = {"database": database, "doc_bytes": len(body), "batch_lines": cfg.batch_lines}
     with common.Fleet(database) as fleet:
         await common.Api(fleet.base_url, fleet.token).setup_project()
-        await asyncio.sleep(1.0)
+        out["settled"] = procs.wait_quiet(fleet.pids().values(), timeout=15)
         out["idle_memory"] = common.idle_memory(fleet.pids()["serve"])
         warmup = cfg.warmup_requests
-        out["healthz"] = await _phase(fleet, cfg, _healthz(fleet.base_url), cfg.healthz_requests,
-                                      cfg.intake_clients, warmup, None, "", False)
-        out["single"] = await _phase(fleet, cfg, _single(fleet.base_url, fleet.token, body), cfg.single_requests,
-                                     cfg.intake_clients, warmup, profiler, f"intake-single-{database}", True)
+        unstored = Target.of_fleet(fleet, stored=False)
+        stored = Target.of_fleet(fleet, stored=True)
+        out["healthz"] = await _phase(unstored, cfg, _healthz(fleet.base_url), cfg.healthz_requests,
+                                      cfg.intake_clients, warmup, None, "")
+        out["single"] = await _phase(stored, cfg, _single(_single_url(fleet.base_url), fleet.token, body),
+                                     cfg.single_requests, cfg.intake_clients, warmup, profiler,
+                                     f"intake-single-{database}")
         batches = max(1, cfg.batch_docs // cfg.batch_lines)
-        out["batch"] = await _phase(fleet, cfg, _batch(fleet.base_url, fleet.token, ndjson, cfg.batch_lines),
-                                    batches, cfg.batch_clients, 2, profiler, f"intake-batch-{database}", True)
+        out["batch"] = await _phase(stored, cfg, _batch(fleet.base_url, fleet.token, ndjson, cfg.batch_lines),
+                                    batches, cfg.batch_clients, 2, profiler, f"intake-batch-{database}")
         fleet.check_alive()
     return out
+
+
+async def _measure_bare(cfg: common.Config) -> dict[str, Any]:
+    """The bare FastAPI route, loaded exactly as firehook's single intake is."""
+    body = common.dumps(common.activity_doc(cfg.intake_doc_bytes))
+    with bare_mod.BareProcess() as bare:
+
+        def alive() -> None:
+            if bare.proc is not None and bare.proc.poll() is not None:
+                raise common.BenchError(f"the bare FastAPI app exited with {bare.proc.returncode}")
+
+        procs.wait_quiet([bare.pid], timeout=15)
+        idle = common.idle_memory(bare.pid)
+        target = Target({"bare": bare.pid}, alive)
+        out = await _phase(target, cfg, _single(bare.url, "not-checked", body), cfg.single_requests,
+                           cfg.intake_clients, cfg.warmup_requests, None, "")
+        alive()
+    out["idle_memory"] = idle
+    out["doc_bytes"] = len(body)
+    out["uvicorn"] = bare_mod.uvicorn_options()
+    return out
+
+
+def _bare_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The mean of the passing measurements before and after firehook's."""
+    good = [m for m in (before, after) if m.get("ok")]
+    cpu = [_get_ms(m) for m in good]
+    return {
+        "what": "bare FastAPI route under uvicorn (uvloop, httptools): POST reads the JSON body, answers 201",
+        "before": before, "after": after,
+        "per_second": round(sum(m["per_second"] for m in good) / len(good), 1) if good else None,
+        "cpu_ms_per_request": round(sum(c for c in cpu if c is not None) / len(cpu), 4)
+        if cpu and None not in cpu else None,
+        "idle_memory": before.get("idle_memory"),
+        "ok": bool(good),
+        "problems": [p for m in (before, after) for p in m.get("problems", [])],
+    }
+
+
+def _get_ms(measured: dict[str, Any]) -> float | None:
+    return (measured.get("cpu") or {}).get("bare", {}).get("ms_per_item")
 
 
 def run(cfg: common.Config, profiler: Profiler | None = None,
         databases: tuple[str, ...] = ("sqlite", "postgres")) -> dict[str, Any]:
     out: dict[str, Any] = {}
+
+    def bare() -> dict[str, Any]:
+        try:
+            return dict(common.run(_measure_bare(cfg)))
+        except (common.BenchError, RuntimeError) as exc:
+            return {"ok": False, "error": str(exc), "problems": [str(exc)]}
+
+    before = bare()
     for database in databases:
         try:
             out[database] = common.run(_measure_database(database, cfg, profiler))
         except common.BenchError as exc:
             out[database] = {"error": str(exc)}
+    out["bare_fastapi"] = _bare_summary(before, bare())
     return out
 
 

@@ -11,6 +11,9 @@ system-wide monotonic clock), matched by ``X-Firehook-Delivery`` = the run id fr
 answer's ``_embedded.runs[].id``. Checked: every request answered 201 with one run, every run
 arrived verified and ended ``complete/success`` in the store.
 
+CPU: ``serve`` with all its descendants (its worker child), from the first send until every
+run was finished, per activity (intake and delivery together).
+
 Baseline in the same run: the same open loop from a bare aiohttp client posting the signed
 bodies straight to the receiver (send → arrival): the floor of loopback HTTP plus
 verification at this rate on this machine.
@@ -83,6 +86,8 @@ async def _firehook(cfg: common.Config, receiver: ReceiverProcess, profiler: Pro
 
             await receiver.reset()
             pids = fleet.pids()
+            cpu = common.CpuMeter(pids).start()
+            t_cpu = time.monotonic()
             with common.MemorySampler(pids) as memory:
                 if profiler is not None:
                     with profiler.phase("latency-sqlite", pids):
@@ -97,6 +102,7 @@ async def _firehook(cfg: common.Config, receiver: ReceiverProcess, profiler: Pro
                     if counts["runs_finished"] >= counts["runs"]:
                         break
                     await asyncio.sleep(0.2)
+            cpu_used = cpu.stop(time.monotonic() - t_cpu)
         arrivals = await receiver.arrivals()
         stats = await receiver.stats()
         counts = await asyncio.to_thread(common.store_counts, fleet.database_url)
@@ -136,6 +142,7 @@ async def _firehook(cfg: common.Config, receiver: ReceiverProcess, profiler: Pro
         "warmup_activities": warmup_runs,
         **lag,
         "memory": memory.peaks(),
+        "cpu": cpu_used,
         "load_average": common.load_average(),
         "ok": not problems,
         "problems": problems,
@@ -146,6 +153,9 @@ async def _firehook(cfg: common.Config, receiver: ReceiverProcess, profiler: Pro
         out["before_answer"] = sum(1 for x in latencies if x < 0)
     if intake:
         out["intake_answer"] = common.summary_ms(intake)
+    for usage in cpu_used.values():
+        # Intake and delivery of one activity (its one run), the drain included.
+        usage["ms_per_activity"] = round(usage["cpu_seconds"] * 1000 / len(results), 4) if results else None
     return out
 
 

@@ -1,9 +1,10 @@
 """Sampling profiles of firehook's processes under load, with py-spy (``--profile``).
 
-``py-spy record -p PID --gil -f raw`` runs beside a measured phase, on the PIDs the harness
-started itself, and is stopped with SIGINT when the phase ends (py-spy then writes its
-collapsed stacks). ``--gil`` keeps only the samples of the thread holding the interpreter
-lock: what the process spends its Python time on. The raw file is kept as
+``py-spy record -p PID --subprocesses --gil -f raw`` runs beside a measured phase, on the PIDs
+the harness started itself and their descendants (serve's worker child, script pools), and
+is stopped with SIGINT when the phase ends (py-spy then writes its collapsed stacks).
+``--gil`` keeps only the samples of the thread holding the interpreter lock: what the process
+spends its Python time on. The raw file is kept as
 ``bench/results/profile-<name>-<process>.raw.tmp`` (git-ignored) and summarised as the top
 functions by own time and by inclusive time.
 """
@@ -99,8 +100,9 @@ class Profiler:
         started: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
         for proc_name, pid in pids.items():
             path = self.out_dir / f"profile-{name}-{proc_name}.raw.tmp"
-            cmd = [self.binary, "record", "-p", str(pid), "--gil", "-f", "raw", "-r", str(self.rate),
-                   "-o", str(path)]
+            # --subprocesses: serve's worker runs in a child process (and script pools below it).
+            cmd = [self.binary, "record", "-p", str(pid), "--subprocesses", "--gil", "-f", "raw",
+                   "-r", str(self.rate), "-o", str(path)]
             started.append((proc_name, path, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                               stderr=subprocess.PIPE)))
         try:

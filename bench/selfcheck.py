@@ -5,13 +5,17 @@ what counts: the receiver refuses bad signatures and missing delivery ids; the c
 counter loses no additions between concurrent clients; percentiles are right; a fan-out run
 whose deliveries are refused (a webhook signed with the wrong key) is reported as failed with
 no figure, while the same run with the right key passes; profiles parse; the report shows a
-failed figure as failed. Exit status 0 when every check passes.
+failed figure as failed and judges the targets right; a process tree's CPU counts a
+descendant that has exited, its memory sums the tree, and leftovers are killed; the bare
+FastAPI baseline answers and stops; a fleet leaves no process behind; the dbwork checks refuse
+wrong data. Exit status 0 when every check passes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import common, fanout, intake, profile, report
+from bench import bare, common, dbwork, fanout, intake, procs, profile, report
 from bench.receiver import ReceiverProcess
 from firehook import signing
 
@@ -100,6 +104,96 @@ async def _fanout_end_to_end() -> None:
               failed_row["firehook"] is None and failed_row["failed"], failed_row)
 
 
+_GRANDCHILD = ("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4:\n    pass\n"
+               "time.sleep(1.0)\n")
+_CHILD = ("import subprocess, sys, time\ntime.sleep(0.3)\n"
+          f"p = subprocess.Popen([sys.executable, '-c', {_GRANDCHILD!r}])\np.wait()\ntime.sleep(20)\n")
+_ORPHANING = ("import subprocess, sys, time\n"
+              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
+              "time.sleep(60)\n")
+
+
+def _procs() -> None:
+    """Trees: a grandchild that burns 0.4 s of CPU and exits is found while it lives and
+    counted after (through its parent's cutime); leftovers of a killed parent are killed."""
+    child = subprocess.Popen([sys.executable, "-c", _CHILD])
+    try:
+        meter = procs.CpuMeter({"tree": child.pid}).start()
+        seen = False
+        with procs.MemorySampler({"tree": child.pid}, interval=0.02) as memory:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not seen:
+                seen = len(procs.tree(child.pid)) >= 2
+                time.sleep(0.02)
+            while time.monotonic() < deadline and len(procs.tree(child.pid)) > 1:
+                time.sleep(0.05)
+            gone = len(procs.tree(child.pid)) == 1
+        used = meter.stop(1.0)["tree"]
+        check("procs: a grandchild is found in the tree while it runs, and gone after", seen and gone,
+              procs.tree(child.pid))
+        check("procs: its CPU is counted once it has exited (≥ 0.38 s, of which descendants ≥ 0.38 s)",
+              0.38 <= used["cpu_seconds"] < 1.5 and used["descendants_cpu_seconds"] >= 0.38, used)
+        peak = memory.peaks()["tree"]
+        check("procs: memory sums the tree (2 processes seen, more than the parent alone)",
+              peak["processes"] >= 2 and peak["peak_rss_mib"] > peak["own_peak_rss_mib"], peak)
+    finally:
+        child.kill()
+        child.wait(10)
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHANING])
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(procs.tree(parent.pid)) < 2:
+            time.sleep(0.05)
+        members = procs.snapshot(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    killed = procs.kill_leftovers(members, grace=5)
+    time.sleep(0.2)
+    alive = [p for p, start in members if (st := procs.stat(p)) is not None and st.start == start
+             and not procs._zombie(p)]
+    check("procs: a descendant left behind by a killed parent is found and killed", len(killed) == 1 and not alive,
+          (members, killed, alive))
+
+
+async def _bare() -> None:
+    body = common.dumps(common.activity_doc(20 * 1024))
+    with bare.BareProcess() as server:
+        pid = server.pid
+        request = intake._single(server.url, "token", body)
+        async with common.client_session(2) as session:
+            got = await intake.closed_loop(session, request, 20, 2, 30)
+    check("bare FastAPI baseline: 20 posts of 20 KB answered 201 with an id", got["accepted"] == 20
+          and not got["failed_requests"], got)
+    check("bare FastAPI baseline: its process is stopped", procs.stat(pid) is None, pid)
+
+
+def _fleet_stops_everything() -> None:
+    with common.Fleet("sqlite") as fleet:
+        members = [(p, procs.stat(p)) for p in procs.tree(fleet.pids()["serve"])]
+        settled = fleet.settled
+    time.sleep(0.2)
+    alive = [p for p, st in members if st is not None and (now := procs.stat(p)) is not None
+             and now.start == st.start and not procs._zombie(p)]
+    check("a fleet settles after start (its tree idle) and leaves no process behind",
+          settled.get("settled") and not alive, (settled, members, alive))
+
+
+def _dbwork_checks() -> None:
+    ids = {"r1", "r2", "r3"}
+    counts = {"runs_by_state": {"complete/success": 3}}
+    good = {"runs_finished": 3, "called": ["r1", "r2", "r3"], "calls": 3, "duplicate_calls": 0, "errors": []}
+    floor = {"ok": True}
+    check("dbwork: a complete measurement passes", not dbwork.checks(good, floor, counts, ids, '"r2"'),
+          dbwork.checks(good, floor, counts, ids, '"r2"'))
+    twice = {**good, "called": ["r1", "r2"], "calls": 3, "duplicate_calls": 1}
+    check("dbwork: a run executed twice and one never fail the figure",
+          dbwork.checks(twice, floor, counts, ids, '"r2"'))
+    check("dbwork: a storage value of no run fails the figure", dbwork.checks(good, floor, counts, ids, '"other"'))
+    check("dbwork: runs left unfinished fail the figure",
+          dbwork.checks(good, floor, {"runs_by_state": {"complete/success": 2, "in_progress/None": 1}}, ids, '"r1"'))
+
+
 def _meta() -> dict[str, Any]:
     return {"started_at": "now", "quick": True, "machine": common.machine(), "load_average_before": [0.0, 0.0, 0.0],
             "load_average_after": [0.0, 0.0, 0.0], "seconds": 1}
@@ -121,15 +215,42 @@ def _report() -> None:
     memory = {"peak_rss_mib": 1, "vm_hwm_mib": 1}
     results = {
         "meta": _meta(),
-        "intake": {"sqlite": {"idle_memory": {"rss_mib": 1, "vm_hwm_mib": 1}, "batch_lines": 10,
-                              "healthz": {"per_second": 100.0, "ok": True, "memory": memory},
-                              "single": {"per_second": 50.0, "ok": True, "memory": memory},
+        "intake": {"sqlite": {"idle_memory": {"rss_mib": 150.0, "vm_hwm_mib": 150.0, "processes": 2},
+                              "batch_lines": 10,
+                              "healthz": {"per_second": 120.0, "ok": True, "memory": memory},
+                              "single": {"per_second": 50.0, "ok": True, "memory": memory,
+                                         "cpu": {"serve": {"ms_per_item": 0.25}}},
                               "batch": {"per_second": 999.0, "ok": False, "problems": ["boom"],
-                                        "memory": memory}}},
+                                        "memory": memory, "cpu": {"serve": {"ms_per_item": 0.05}}}},
+                   "bare_fastapi": {"ok": True, "per_second": 100.0, "cpu_ms_per_request": 0.2,
+                                    "idle_memory": {"rss_mib": 40.0, "vm_hwm_mib": 40.0}}},
+        "latency": {"firehook": {"ok": True, "offered_per_second": 500.0, "answer_to_delivery": {"p99_ms": 12.0},
+                                 "cpu": {"serve": {"ms_per_activity": 0.5}}},
+                    "baseline": {"ok": True, "send_to_arrival": {"p99_ms": 1.0}}},
+        "dbwork": {"ok": True, "ms_per_run": 0.25, "floor": {"ms_per_run": 0.03}, "problems": [],
+                   "worker": {"ms_per_run": 0.25, "storage_ms_per_run": 0.1}},
     }
     text = report.markdown(results, "x.png")
-    check("markdown: a passing figure is shown with its baseline", "| 50.0/s | 100/s" in text, text[:800])
-    check("markdown: a failed figure is shown as failed", "failed: boom" in text and "999" not in text, text[:800])
+    check("markdown: a passing figure is shown with its CPU and its baseline",
+          "| 50.0/s | 0.250 ms/request | 100/s (bare FastAPI route" in text, text[:1500])
+    check("markdown: a failed figure is shown as failed", "failed: boom" in text and "999" not in text, text[:1500])
+    met = {r["what"]: r["met"] for r in report.rows(results)}
+    check("targets: 50 % of the bare route is met (≥ 40 %), 0.25 ms of CPU per request is met (≤ 0.3)",
+          met.get("intake single 20 KB, sqlite (8 clients)") is True
+          and met.get("intake single, sqlite: server CPU per request (serve + descendants)") is True, met)
+    check("targets: a failed batch is not met, whatever its CPU; 0.25 ms per script run is not met (≤ 0.2)",
+          met.get("intake batch 20 KB × 10, sqlite (documents/s)") is False
+          and met.get("database work per script run, sqlite (real worker, one storage.set, engine stubbed)") is False,
+          met)
+    check("targets: 150 MiB idle is met (≤ 200)", met.get("serve idle, all its processes (2), sqlite: summed RSS"),
+          met)
+    latency = next((r for r in report.rows(results) if r["what"].startswith("latency p99")), {})
+    check("targets: a p99 of 12 ms is met (≤ 50), beside its baseline and CPU per activity",
+          latency.get("met") is True and latency.get("firehook") == 12.0 and latency.get("baseline") == 1.0
+          and latency.get("cpu_ms") == 0.5, latency)
+    cpu_text = report.cpu_table(results)
+    check("CPU table: the target and whether it is met", "| ≤ 0.30 | yes |" in cpu_text
+          and "| ≤ 0.10 | **no** |" in cpu_text and "| ≤ 0.20 | **no** |" in cpu_text, cpu_text)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.png"
         drawn = report.plot(results, path)
@@ -141,8 +262,15 @@ def main() -> int:
     _percentiles()
     _profile()
     _report()
+    _dbwork_checks()
+    _procs()
     common.run(_closed_loop())
     common.run(_receiver())
+    common.run(_bare())
+    try:
+        _fleet_stops_everything()
+    except Exception as exc:
+        check("a fleet starts and stops", False, f"{type(exc).__name__}: {exc}")
     try:
         common.run(_fanout_end_to_end())
     except Exception as exc:
