@@ -7,7 +7,6 @@ from firehook import settings as settings_mod
 from firehook import validate as validate_mod
 from firehook import worker as worker_mod
 from firehook.service import Services, open_services
-from firehook.store import writer as store_writer
 
 
 def services(settings: settings_mod.Settings, *, migrate: bool | None = None, check_schema: bool = True) -> Services:
@@ -22,10 +21,9 @@ def services(settings: settings_mod.Settings, *, migrate: bool | None = None, ch
 
 def worker(built: Services, *, kinds: tuple[str, ...] = ("script", "webhook"),
            owner: str | None = None) -> worker_mod.Worker:
-    writer = store_writer.Writer(built.database)  # the worker's writes and its scripts' storage share it
     chosen: list[worker_mod.Executor] = []
     if "script" in kinds:
-        chosen.append(executors.ScriptExecutor(built.database, built.settings, writer))
+        chosen.append(executors.ScriptExecutor(built.database, built.settings))
     if "webhook" in kinds:
         chosen.append(executors.WebhookExecutor(built.settings))
-    return worker_mod.Worker(built.database, built.settings, chosen, owner=owner, writer=writer)
+    return worker_mod.Worker(built.database, built.settings, chosen, owner=owner)

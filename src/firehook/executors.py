@@ -12,15 +12,12 @@ import functools
 import os
 import time
 
-import aiohttp
-
 import firehook
-from firehook import masking, model, outbound, scripts, timefmt, webhooks
+from firehook import delivery_http, masking, model, outbound, scripts, timefmt, webhooks
 from firehook import settings as settings_mod
 from firehook.service.integrations import script_variables
 from firehook.store import db as dbmod
 from firehook.store import kv
-from firehook.store import writer as store_writer
 from firehook.worker import Outcome, RunContext
 
 PREFETCH = 4
@@ -31,10 +28,8 @@ class ScriptExecutor:
 
     kind = "script"
 
-    def __init__(self, database: dbmod.Database, settings: settings_mod.Settings,
-                 writer: store_writer.Writer | None = None) -> None:
+    def __init__(self, database: dbmod.Database, settings: settings_mod.Settings) -> None:
         self.database = database
-        self.writer = writer
         self.settings = settings
         threads = int(settings.workers) or os.cpu_count() or 2
         # Claim a few runs per thread: while one thread's run executes, the next runs' claim and
@@ -52,20 +47,23 @@ class ScriptExecutor:
             self._warm = asyncio.get_running_loop().run_in_executor(self.pool, scripts.warm_up)
         await asyncio.shield(self._warm)
         integration = ctx.integration
+        storage = kv.RunStorage(self.database, integration.id)
         call = functools.partial(
             scripts.run_script,
             integration.script or "",
             activity_json=ctx.body,
             project=ctx.project,
             variables=script_variables(ctx.variables_list),
-            storage=kv.IntegrationStorage(self.database, integration.id, self.writer),
+            storage=storage,
             limits=self.limits,
             log=masking.Masker(masking.sensitive_values(ctx.variables_list)).wrap(ctx.log),
             outbound_allow=self.settings.outbound_allow,
         )
         result = await asyncio.get_running_loop().run_in_executor(self.pool, call)
         # Scripts are not retried when they fail by their own fault: they may have side effects.
-        return Outcome(result=model.Result.SUCCESS.value if result.success else model.Result.FAILURE.value)
+        # Its storage writes are recorded with its outcome, in one transaction.
+        return Outcome(result=model.Result.SUCCESS.value if result.success else model.Result.FAILURE.value,
+                       storage=storage.ops())
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
@@ -83,7 +81,7 @@ def signing_keys(integration: model.Integration, now: float) -> tuple[str, ...]:
 
 
 class WebhookExecutor:
-    """Sends deliveries concurrently on one aiohttp session per worker."""
+    """Sends deliveries concurrently through one delivery client (a connection pool) per worker."""
 
     kind = "webhook"
 
@@ -91,9 +89,9 @@ class WebhookExecutor:
         self.settings = settings
         self.concurrency = max(1, int(settings.webhook_concurrency))
         self.guard = outbound.Guard(settings.outbound_allow)
-        self._session: aiohttp.ClientSession | None = None
+        self._session: delivery_http.Client | None = None
 
-    def session(self) -> aiohttp.ClientSession:
+    def session(self) -> delivery_http.Client:
         if self._session is None or self._session.closed:
             self._session = webhooks.make_session(self.guard, self.concurrency)
         return self._session

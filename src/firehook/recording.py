@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from firehook import fanout, model, queue, timefmt
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
+from firehook.store import kv
 from firehook.store import projects as project_store
 from firehook.store import runs as run_store
 
@@ -63,6 +64,7 @@ class Finished:
     # The run as started, when the caller holds it: the lease means nobody else changed it
     # since, so recording need not read it back.
     started: Loaded | None = None
+    storage: Sequence[kv.Op] = ()  # a script run's storage writes (store.kv.RunStorage)
 
 
 def _timings(doc: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +239,8 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
         if item.retry_at is not None and queue.retry_at(conn, item.job.id, owner, item.retry_at):
             recorded.add(item.job.id)
     kept = [i for i in items if i.job.id in recorded]
+    kv.apply(conn, [(i.started.integration.id, i.storage) for i in kept
+                    if i.storage and i.started is not None and i.started.integration is not None])
     seen: dict[str, model.Integration | None] = {}
     run_store.append_logs(conn, [
         (i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept])

@@ -37,6 +37,7 @@ class Outcome:
     result: str = model.Result.FAILURE.value
     retry_at: float | None = None
     attempt: model.Attempt | None = None
+    storage: Sequence[tuple[str, ...]] = ()  # a script's storage writes, recorded with the outcome
 
 
 class RunContext:
@@ -82,7 +83,7 @@ class Worker:
                  executors: Sequence[Executor], owner: str | None = None,
                  writer: store_writer.Writer | None = None) -> None:
         self.database = database
-        # Claims, outcomes, log lines (and the script executor's storage writes) share it.
+        # Claims, outcomes (scripts' storage writes with them) and log lines share it.
         self.writer = writer or store_writer.Writer(database)
         self.settings = settings
         self.executors = {e.kind: e for e in executors}
@@ -191,6 +192,7 @@ class Worker:
                                           integration_id=ctx.integration.id,
                                           was_failing=ctx.integration.failing_since is not None)
             await self._record(recording.Finished(job=job, result=outcome.result, retry_at=outcome.retry_at,
+                                                  storage=outcome.storage,
                                                   logs=lines, attempt=outcome.attempt, health=health,
                                                   started=loaded), loaded)
         except asyncio.CancelledError:

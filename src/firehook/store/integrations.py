@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import model
-from firehook.store import jsonutil
+from firehook.store import jsonutil, raw
 from firehook.store.schema import integrations, script_storage, variables
 
 IC = integrations.c
@@ -71,20 +71,30 @@ def get_by_id(conn: sa.Connection, integration_id: str) -> model.Integration | N
     return to_model(row) if row else None
 
 
-_LIST = sa.select(integrations).where(IC.project_id == sa.bindparam("p")).order_by(IC.created_at, IC.id)
-_LIST_ENABLED = _LIST.where(IC.enabled.is_(True))
+# The reads every claim round, every intake transaction and every run state change make: on
+# the DB-API (store.raw), since SQLAlchemy's statement building cost more than the reads.
+_COLUMNS = [c.name for c in integrations.columns]
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM integrations"
+_VARIABLE_COLUMNS = [c.name for c in variables.columns]
+
+
+def _rows(cur: raw.Cursor, columns: list[str]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
 
 
 def get_many(conn: sa.Connection, integration_ids: Iterable[str]) -> dict[str, model.Integration]:
     ids = list(set(integration_ids))
     if not ids:
         return {}
-    return {r["id"]: to_model(r) for r in conn.execute(sa.select(integrations).where(IC.id.in_(ids))).mappings()}
+    cur = raw.cursor(conn).execute(f"{_SELECT} WHERE id IN ({raw.placeholders(len(ids))})", ids)
+    return {r["id"]: to_model(r) for r in _rows(cur, _COLUMNS)}
 
 
 def list_for(conn: sa.Connection, project_id: str, *, enabled_only: bool = False) -> list[model.Integration]:
-    query = _LIST_ENABLED if enabled_only else _LIST
-    return [to_model(r) for r in conn.execute(query, {"p": project_id}).mappings()]
+    where = " WHERE project_id = ? AND enabled = ?" if enabled_only else " WHERE project_id = ?"
+    params: tuple[Any, ...] = (project_id, True) if enabled_only else (project_id,)
+    cur = raw.cursor(conn).execute(_SELECT + where + " ORDER BY created_at, id", params)
+    return [to_model(r) for r in _rows(cur, _COLUMNS)]
 
 
 def delete(conn: sa.Connection, integration_id: str) -> None:
@@ -114,7 +124,9 @@ def variables_for_many(conn: sa.Connection, integration_ids: Iterable[str]) -> d
     ids = list(integration_ids)
     out: dict[str, list[model.Variable]] = {i: [] for i in ids}
     if ids:
-        for row in conn.execute(sa.select(variables).where(V.integration_id.in_(ids))).mappings():
+        cur = raw.cursor(conn).execute(f"SELECT {', '.join(_VARIABLE_COLUMNS)} FROM variables "
+                                       f"WHERE integration_id IN ({raw.placeholders(len(ids))})", ids)
+        for row in _rows(cur, _VARIABLE_COLUMNS):
             out[row["integration_id"]].append(_variable(row))
     return out
 

@@ -1,42 +1,38 @@
 """Script storage: a key/value store per integration, as the script runtime's backend.
 
-Each write is committed before it returns (alone, or in a group of the worker's batching
-writer), so a run that fails keeps what it wrote before failing.
+:class:`IntegrationStorage` commits each write before it returns. A worker's script run uses
+:class:`RunStorage` instead: it reads the database once and keeps the run's writes in
+memory, and the worker writes them in
+the transaction that records the run's outcome (:func:`apply`) — so the writes of a run are
+atomic, a run that fails still keeps them (its outcome is recorded too), and a run costs no
+transaction of its own for storage. A worker that dies mid-run loses them with the run, which
+is run again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
 from firehook.store import db as dbmod
 from firehook.store import raw
-from firehook.store import writer as store_writer
 from firehook.store.schema import script_storage
 
 S = script_storage.c
 
 
 class IntegrationStorage:
-    """The storage of one integration (implements firehook.scripts' StorageBackend).
+    """The storage of one integration (implements firehook.scripts' StorageBackend), each
+    write its own transaction: for use outside a worker's runs (tests, tools)."""
 
-    Reads go straight to the database; writes go through the process's batching writer when
-    one is given (a worker's), so the storage writes of concurrent runs share transactions
-    with each other and with the run recording. A write returns once it is committed."""
-
-    def __init__(self, database: dbmod.Database, integration_id: str, writer: store_writer.Writer | None = None
-                 ) -> None:
+    def __init__(self, database: dbmod.Database, integration_id: str) -> None:
         self.database = database
         self.integration_id = integration_id
-        self.writer = writer
 
     def _write(self, fn: Callable[[sa.Connection], None]) -> None:
-        if self.writer is not None:
-            self.writer.call(fn)
-        else:
-            with self.database.write() as conn:
-                fn(conn)
+        with self.database.write() as conn:
+            fn(conn)
 
     def get(self, key: str) -> str | None:
         with self.database.read() as conn:
@@ -59,8 +55,7 @@ class IntegrationStorage:
         # Summed by the database: the quota is checked on every `storage.set`, and reading up to
         # 1 MiB of values back each time only to measure them would be the costlier part.
         with self.database.read() as conn:
-            size = _SUM_PG if conn.dialect.name == "postgresql" else _SUM_SQLITE
-            return int(raw.cursor(conn).execute(size, (self.integration_id,)).scalar() or 0)
+            return _total(conn, self.integration_id)
 
     def items(self) -> dict[str, str]:
         with self.database.read() as conn:
@@ -90,3 +85,106 @@ def _set(conn: sa.Connection, integration_id: str, key: str, encoded: str) -> No
     if not cur.rowcount:
         cur.execute("INSERT INTO script_storage (integration_id, key, value) VALUES (?, ?, ?)",
                     (integration_id, key, encoded))
+
+
+
+# An operation of a run on its storage: ("set", key, encoded), ("remove", key) or ("clear",).
+Op = tuple[str, ...]
+
+
+class RunStorage:
+    """One run's view of its integration's storage (a StorageBackend): reads from the
+    database, writes kept in memory until :meth:`ops` hands them to the worker."""
+
+    def __init__(self, database: dbmod.Database, integration_id: str) -> None:
+        self.database = database
+        self.integration_id = integration_id
+        self._pending: dict[str, str | None] = {}  # key → value written in this run (None: removed)
+        self._stored: dict[str, str | None] = {}  # key → value in the database, as read
+        self._cleared = False
+        self._stored_total: int | None = None  # bytes in the database when first asked
+
+    def _read(self, key: str) -> str | None:
+        if key not in self._stored:
+            with self.database.read() as conn:
+                cur = raw.cursor(conn)
+                self._stored[key] = cur.execute(
+                    "SELECT value FROM script_storage WHERE integration_id = ? AND key = ?",
+                    (self.integration_id, key)).scalar()
+                if self._stored_total is None:
+                    self._stored_total = _total(conn, self.integration_id)
+        return self._stored[key]
+
+    def get(self, key: str) -> str | None:
+        if key in self._pending:
+            return self._pending[key]
+        return None if self._cleared else self._read(key)
+
+    def set(self, key: str, encoded: str) -> None:
+        self._pending[key] = encoded
+
+    def remove(self, key: str) -> None:
+        self._pending[key] = None
+
+    def clear(self) -> None:
+        self._pending.clear()
+        self._cleared = True
+
+    def total_bytes(self) -> int:
+        if self._stored_total is None:
+            with self.database.read() as conn:
+                self._stored_total = _total(conn, self.integration_id)
+        total = 0 if self._cleared else self._stored_total
+        for key, value in self._pending.items():
+            if not self._cleared:
+                old = self._read(key)
+                total -= _entry(key, old) if old is not None else 0
+            total += _entry(key, value) if value is not None else 0
+        return total
+
+    def ops(self) -> list[Op]:
+        """What the run wrote, in an order that gives the same end state."""
+        out: list[Op] = [("clear",)] if self._cleared else []
+        for key, value in self._pending.items():
+            out.append(("set", key, value) if value is not None else ("remove", key))
+        return out
+
+
+def _entry(key: str, encoded: str) -> int:
+    return len(key.encode("utf-8")) + len(encoded.encode("utf-8"))
+
+
+def _total(conn: sa.Connection, integration_id: str) -> int:
+    size = _SUM_PG if conn.dialect.name == "postgresql" else _SUM_SQLITE
+    return int(raw.cursor(conn).execute(size, (integration_id,)).scalar() or 0)
+
+
+_UPSERT = ("INSERT INTO script_storage (integration_id, key, value) VALUES (?, ?, ?) "
+           "ON CONFLICT (integration_id, key) DO UPDATE SET value = excluded.value")
+
+
+def apply(conn: sa.Connection, writes: Sequence[tuple[str, Sequence[Op]]]) -> None:
+    """Write the storage operations of several runs (``(integration id, ops)`` each), in order.
+    An integration deleted meanwhile takes no writes (they have nowhere to go)."""
+    writes = [(integration_id, ops) for integration_id, ops in writes if ops]
+    if not writes:
+        return
+    cur = raw.cursor(conn)
+    ids = list({integration_id for integration_id, _ in writes})
+    alive = {row[0] for row in cur.execute(
+        f"SELECT id FROM integrations WHERE id IN ({raw.placeholders(len(ids))})", ids).fetchall()}
+    for integration_id, ops in writes:
+        if integration_id not in alive:
+            continue
+        sets = []
+        for op in ops:
+            if op[0] == "set":
+                sets.append((integration_id, op[1], op[2]))
+                continue
+            cur.executemany(_UPSERT, sets)  # what came before a removal or a clear, first
+            sets = []
+            if op[0] == "remove":
+                cur.execute("DELETE FROM script_storage WHERE integration_id = ? AND key = ?", (integration_id, op[1]))
+            else:
+                cur.execute("DELETE FROM script_storage WHERE integration_id = ?", (integration_id,))
+        cur.executemany(_UPSERT, sets)

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firehook.store import jsonutil
+from firehook.store import jsonutil, raw
 from firehook.store.schema import projects
 
 T = projects.c
@@ -57,11 +57,17 @@ def _row(row: Any) -> dict[str, Any]:
     return out
 
 
+_COLUMNS = [c.name for c in projects.columns]
+
+
 def get_many(conn: sa.Connection, project_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Rows of several projects (every claim round asks: on the DB-API)."""
     ids = list(set(project_ids))
     if not ids:
         return {}
-    return {r["id"]: _row(r) for r in conn.execute(sa.select(projects).where(T.id.in_(ids))).mappings()}
+    cur = raw.cursor(conn).execute(f"SELECT {', '.join(_COLUMNS)} FROM projects "
+                                   f"WHERE id IN ({raw.placeholders(len(ids))})", ids)
+    return {row[0]: _row(dict(zip(_COLUMNS, row, strict=True))) for row in cur.fetchall()}
 
 
 def script_object(row: dict[str, Any] | None, project_id: str) -> dict[str, Any]:
