@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import email.utils
 import math
-import os
 import random
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiohttp
-
-from firehook import errors, outbound, signing, timefmt
+from firehook import delivery_http, errors, outbound, signing, timefmt
 
 __all__ = [
     "RESPONSE_LIMIT",
@@ -102,42 +100,15 @@ def headers_for(delivery: Delivery, version: str) -> dict[str, str]:
     return headers
 
 
-def make_session(guard: outbound.Guard, concurrency: int) -> aiohttp.ClientSession:
-    """A client session for deliveries: guarded resolution, ``concurrency`` connections.
+def make_session(
+    guard: outbound.Guard, concurrency: int, *, ssl_context: ssl.SSLContext | None = None
+) -> delivery_http.Client:
+    """A client for deliveries: guarded and pinned connections, ``concurrency`` of them at most.
 
-    No cookies, no proxies from the environment, no redirects (``send`` asks for none).
-    Must be created, used and closed inside a running event loop.
+    No cookies, no proxies from the environment, no redirects: it sends one POST per call.
+    Must be used and closed inside one running event loop.
     """
-    connector = aiohttp.TCPConnector(
-        limit=concurrency,
-        limit_per_host=0,
-        resolver=outbound.GuardedResolver(guard),
-        ttl_dns_cache=10,
-    )
-    # Literal hosts need no DNS, so their verdict never changes: remember the ones that
-    # passed (bounded) rather than parse them on every request.
-    passed: set[str] = set()
-
-    async def check_literal_host(
-        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        # aiohttp does not call the resolver for IP literals, so they are checked here,
-        # before any connection is made; names are checked (and pinned) by GuardedResolver.
-        # A middleware rather than a TraceConfig: tracing costs ~50 µs more per request.
-        host = request.url.raw_host or ""
-        if host not in passed:
-            guard.check_literal(host)
-            if len(passed) < 1024:
-                passed.add(host)
-        return await handler(request)
-
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,
-        middlewares=(check_literal_host,),
-        raise_for_status=False,
-    )
+    return delivery_http.Client(guard, concurrency, keep=RESPONSE_LIMIT, ssl_context=ssl_context)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -163,53 +134,21 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds)
 
 
-async def _read_head(response: aiohttp.ClientResponse) -> bytes:
-    """Up to RESPONSE_LIMIT bytes of the body; the rest is not read (the connection is then
-    closed rather than reused, which is cheaper than draining an unbounded body)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < RESPONSE_LIMIT:
-        chunk = await response.content.read(RESPONSE_LIMIT - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _describe(exc: BaseException, timeout: float) -> tuple[str, bool]:
+def _describe(exc: BaseException) -> tuple[str, bool]:
     """An exception as (words for the attempt log, final?)."""
+    if isinstance(exc, delivery_http.DeliveryHTTPError):
+        return str(exc), exc.final
     if isinstance(exc, errors.OutboundBlocked):
         return exc.message, True
     if isinstance(exc, errors.InvalidInput):
         return f"invalid URL: {exc.message}", True
-    if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
-        return f"timed out after {timeout:g} s", False
-    if isinstance(exc, aiohttp.InvalidURL):
-        return f"invalid URL: {exc}", True
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        words = str(exc.os_error)
-        # The guard's resolver already says "cannot resolve <host>: why".
-        return (
-            words if words.startswith("cannot resolve") else f"cannot resolve {exc.host}: {words}"
-        ), False
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate not accepted: {exc.certificate_error}", False
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        # asyncio words a refusal "Connect call failed (…)"; the errno says it better.
-        why = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc.os_error))
-        return f"cannot connect to {exc.host}:{exc.port}: {why}", False
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without answering", False
-    if isinstance(exc, aiohttp.ClientOSError):
+    if isinstance(exc, OSError):
         return f"connection error: {exc.strerror or exc}", False
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the response was cut short: {exc}", False
     return f"{type(exc).__name__}: {exc}", False
 
 
 async def send(
-    session: aiohttp.ClientSession, delivery: Delivery, timeout: float, version: str
+    session: delivery_http.Client, delivery: Delivery, timeout: float, version: str
 ) -> AttemptResult:
     """Make one attempt: POST the delivery's bytes and describe what happened.
 
@@ -224,25 +163,20 @@ async def send(
     final = False
     try:
         headers = headers_for(delivery, version)
-        async with session.post(
-            delivery.url,
-            data=delivery.body,
-            headers=headers,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            status = response.status
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            head = await _read_head(response)
-            if 300 <= status < 400:
-                location = response.headers.get("Location")
-                target = f" to {location}" if location else ""
-                error = f"redirect ({status}){target} not followed: redirects count as failures"
-            elif not 200 <= status < 300:
-                error = f"HTTP {status} {response.reason or ''}".rstrip()
-    except (aiohttp.ClientError, TimeoutError, OSError, errors.FirehookError) as exc:
-        described, final = _describe(exc, timeout)
-        error = described if status is None else f"HTTP {status}, then {described}"
+        response = await session.post(delivery.url, delivery.body, headers, timeout)
+        status = response.status
+        retry_after = parse_retry_after(response.retry_after)
+        head = response.head
+        if response.failure is not None:
+            described, final = _describe(response.failure)
+            error = f"HTTP {status}, then {described}"
+        elif 300 <= status < 400:
+            target = f" to {response.location}" if response.location else ""
+            error = f"redirect ({status}){target} not followed: redirects count as failures"
+        elif not 200 <= status < 300:
+            error = f"HTTP {status} {response.reason}".rstrip()
+    except (delivery_http.DeliveryHTTPError, OSError, errors.FirehookError) as exc:
+        error, final = _describe(exc)
     duration_ms = (time.perf_counter() - t0) * 1000.0
     return AttemptResult(
         started_at=started_at,
