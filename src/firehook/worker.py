@@ -95,14 +95,29 @@ class Worker:
         self._log_lock = asyncio.Lock()
         self._outcomes: asyncio.Queue[tuple[recording.Finished, asyncio.Future[bool]]] = asyncio.Queue()
         self.completed = 0
+        # The next claim round takes whatever slots are free: after new runs were queued, or a
+        # poll came round. Freed slots alone wait until a batch of them is free (see _done), and
+        # not at all for a kind whose last claim found the queue empty.
+        self._eager = True
+        self._drained: dict[str, bool] = {k: False for k in self.executors}
+        self.claim_rounds = 0  # claim transactions made (for tests and benchmarks)
 
     def wake(self) -> None:
-        """Thread-safe: ask the loop to poll now (new jobs were queued in this process)."""
+        """Thread-safe: ask the loop to claim now (new jobs were queued in this process)."""
         try:
             loop = self._loop
         except AttributeError:
             return
-        loop.call_soon_threadsafe(self._wake.set)
+        loop.call_soon_threadsafe(self._notified)
+
+    def _notified(self) -> None:
+        self._eager = True
+        self._wake.set()
+
+    def batch(self, executor: Executor) -> int:
+        """Free slots worth a claim round of their own: a round costs a transaction and a few
+        reads whatever its size, so runs that finish one by one are not replaced one by one."""
+        return max(1, executor.concurrency // 4)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down cleanly."""
@@ -116,19 +131,20 @@ class Worker:
                 # Cleared before the claim, not after: a wake that arrives while the claim runs
                 # (runs committed just after its query) is then not lost until the next poll.
                 self._wake.clear()
-                claimed = 0
+                eager, self._eager = self._eager, False
                 try:
-                    claimed = await self._claim_round()
+                    await self._claim_round(eager)
                 except Exception as exc:  # the database may be restarting: wait and go on
                     log.warning("event=worker.claim_failed error=%s", exc)
+                    self._eager = True
                     await asyncio.wait([stopper], timeout=min(5.0, self.settings.poll_interval * 4))
                     continue
-                if claimed:
-                    continue
                 waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait([waker, stopper], timeout=self.settings.poll_interval,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([waker, stopper], timeout=self.settings.poll_interval,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
+                if not done:  # the poll came round: work queued elsewhere, retries now due
+                    self._eager = True
         finally:
             await self._shutdown()
             stopper.cancel()
@@ -141,14 +157,18 @@ class Worker:
             log.info("event=worker.stop owner=%s completed=%d", self.owner, self.completed)
 
 
-    async def _claim_round(self) -> int:
+    async def _claim_round(self, eager: bool = True) -> int:
         """Claim as many runs as there are free slots, per kind: one transaction claims them,
-        starts them (in progress, attempt counted) and loads their inputs."""
+        starts them (in progress, attempt counted) and loads their inputs. Unless ``eager``, a
+        kind with runs in flight waits for a batch of free slots."""
         total = 0
         for kind, executor in self.executors.items():
             free = executor.concurrency - self._per_kind[kind]
             if free <= 0:
                 continue
+            if not eager and (self._drained[kind] or (free < self.batch(executor) and self._per_kind[kind] > 0)):
+                continue
+            self.claim_rounds += 1
             claimed = await self.writer.run(functools.partial(
                 recording.claim_round_on, owner=self.owner, kinds=[kind], limit=free,
                 lease_seconds=self.settings.lease_seconds, public_url=self.public_url))
@@ -158,12 +178,16 @@ class Worker:
                 self.inflight[job.id] = (task, None)
                 task.add_done_callback(functools.partial(self._done, job))
             total += len(claimed)
+            self._drained[kind] = len(claimed) < free
         return total
 
     def _done(self, job: model.Job, _task: object = None) -> None:
         self.inflight.pop(job.id, None)
         self._per_kind[job.kind] -= 1
-        self._wake.set()
+        executor = self.executors[job.kind]
+        free = executor.concurrency - self._per_kind[job.kind]
+        if not self._drained[job.kind] and (free >= self.batch(executor) or self._per_kind[job.kind] == 0):
+            self._wake.set()
 
     async def _execute(self, job: model.Job, executor: Executor, loaded: recording.Loaded) -> None:
         try:
