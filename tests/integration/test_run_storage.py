@@ -77,3 +77,30 @@ def test_writes_of_a_deleted_integration_go_nowhere(services: Any) -> None:
                                                                           ("set", "j", "3")])])
     assert kv.IntegrationStorage(services.database, hook["id"]).items() == {}
     assert kv.IntegrationStorage(services.database, other["id"]).items() == {"j": "3"}
+
+
+def test_freed_slots_are_claimed_in_batches(tmp_path: Any, database_url: str) -> None:
+    from firehook import assembly
+    from tests.conftest import make_settings
+
+    # A poll interval no test waits for: every claim after the first comes from freed slots.
+    services = assembly.services(make_settings(tmp_path, database_url, poll_interval=600.0, workers=2),
+                                 migrate=True)
+    try:
+        projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+        integrations.create(services, ADMIN, "w", {"type": "script", "script": "storage.set('n', 1);"})
+        runs = [push(services, "main") for _ in range(40)]
+        worker = RunningWorker(services, kinds=("script",))
+        try:
+            for run_id in runs:
+                wait_for(lambda run_id=run_id: finished(services, run_id))
+        finally:
+            worker.stop()
+        executor = worker.worker.executors["script"]
+        batch = worker.worker.batch(executor)
+        assert executor.concurrency == 8 and batch == 2
+        # the first claim fills 8 slots; each later one waits for 2 free slots and takes all
+        # free ones; one more finds the queue empty (a claim per finished run would be ~33)
+        assert worker.worker.claim_rounds <= 1 + (40 - 8) // batch + 1, worker.worker.claim_rounds
+    finally:
+        services.database.dispose()
