@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -56,6 +57,10 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
             services.wakeups.append(worker.wake)
             task = asyncio.create_task(worker.run(stop))
             app.state.worker = worker
+        # What is alive once the app is up (modules, the app, the engine) lives as long as the
+        # process: frozen out of the collector, whose every full collection would otherwise
+        # walk it all again (measured: a sixth of batch intake's CPU).
+        gc.freeze()
         try:
             yield
         finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -364,29 +364,51 @@ def patch(services: Services, principal: model.Token, project_id: str, activity_
     return _one(services, Item(project_id, body, patch_of=activity_id))
 
 
-def parse_ndjson(data: bytes, max_line_bytes: int) -> list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+Line = tuple[int, dict[str, Any] | None, dict[str, Any] | None]
+_SPACE = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() strips
+
+
+def parse_ndjson(data: bytes, max_line_bytes: int) -> list[Line]:
     """Split an NDJSON body into ``(line number, document or None, error or None)``; blank
     lines are skipped. Every error names the line and the problem."""
-    out: list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if len(line) > max_line_bytes:
-            out.append((number, None, {"line": number, "code": 413,
-                                       "detail": f"document of {len(line)} bytes is over the limit "
-                                                 f"of {max_line_bytes}"}))
-            continue
-        try:
+    return list(iter_ndjson(data, max_line_bytes))
+
+
+def iter_ndjson(data: bytes, max_line_bytes: int) -> Iterator[Line]:
+    """:func:`parse_ndjson`, a line at a time, each read in place in ``data``."""
+    buffer = jsonutil.StrictBuffer(data)
+    start, number, size = 0, 0, len(data)
+    while start <= size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        number += 1
+        if end > start:
+            line = _line(buffer, number, start, end, max_line_bytes)
+            if line is not None:
+                yield line
+        start = end + 1
+
+
+def _line(buffer: jsonutil.StrictBuffer, number: int, start: int, end: int, limit: int) -> Line | None:
+    data = buffer.data
+    try:
+        if end - start > limit or data[start] in _SPACE or data[end - 1] in _SPACE:
+            line = data[start:end].strip()  # rare: measured and parsed without the spaces around it
+            if not line:
+                return None
+            if len(line) > limit:
+                return (number, None, {"line": number, "code": 413,
+                                       "detail": f"document of {len(line)} bytes is over the limit of {limit}"})
             doc = jsonutil.loads_strict(line)
-        except (UnicodeDecodeError, ValueError) as exc:
-            out.append((number, None, {"line": number, "code": 400, "detail": f"invalid JSON: {exc}"}))
-            continue
-        try:
-            out.append((number, validation.activity(doc), None))
-        except errors.InvalidInput as exc:
-            out.append((number, None, {"line": number, "code": 400, "detail": exc.detail}))
-    return out
+        else:
+            doc = buffer.loads(start, end)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return (number, None, {"line": number, "code": 400, "detail": f"invalid JSON: {exc}"})
+    try:
+        return (number, validation.activity(doc), None)
+    except errors.InvalidInput as exc:
+        return (number, None, {"line": number, "code": 400, "detail": exc.detail})
 
 
 def ingest_batch(services: Services, principal: model.Token, project_id: str, data: bytes, *,
@@ -400,22 +422,36 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
     with services.database.read() as conn:
         if not project_store.exists(conn, project_id):
             raise project_not_found(project_id)
-    parsed = parse_ndjson(data, services.settings.max_document_bytes)
-    if not parsed:
-        raise errors.InvalidInput.field("body", "no documents: send one JSON activity per line")
-    results: dict[int, dict[str, Any]] = {n: err for n, _, err in parsed if err is not None}
-    good = [(n, doc) for n, doc, err in parsed if doc is not None]
+    results: dict[int, dict[str, Any]] = {}
     any_runs = False
-    for start in range(0, len(good), BATCH_CHUNK):
-        chunk = good[start:start + BATCH_CHUNK]
+    chunk: list[tuple[int, dict[str, Any]]] = []
+
+    def flush() -> bool:
         outcomes = write(services, [Item(project_id, doc, token_hash) for _, doc in chunk])
+        runs = False
         for (n, _), outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, errors.FirehookError):
                 results[n] = {"line": n, "code": outcome.status, "detail": outcome.detail}
             else:
                 results[n] = {"line": n, "id": outcome.doc["id"], "status": "created" if outcome.created else "updated",
                               "runs": len(outcome.runs)}
-                any_runs = any_runs or bool(outcome.runs)
+                runs = runs or bool(outcome.runs)
+        chunk.clear()
+        return runs
+
+    # Parsed a chunk at a time: a chunk's documents are written and let go before the next
+    # chunk is read, so a batch holds at most one chunk of parsed documents.
+    for n, doc, err in iter_ndjson(data, services.settings.max_document_bytes):
+        if err is not None:
+            results[n] = err
+            continue
+        chunk.append((n, doc))  # type: ignore[arg-type]
+        if len(chunk) >= BATCH_CHUNK:
+            any_runs = flush() or any_runs
+    if chunk:
+        any_runs = flush() or any_runs
+    if not results:
+        raise errors.InvalidInput.field("body", "no documents: send one JSON activity per line")
     if any_runs:
         services.notify()
     ordered = [results[n] for n in sorted(results)]

@@ -114,10 +114,33 @@ def loads_strict(text: str | bytes) -> Any:
             return orjson.loads(raw)  # refuses NaN, Infinity and overflowing numbers itself
         except orjson.JSONDecodeError:
             pass  # read again below: the stdlib accepts some of it, and words the rest as always
+    return _stdlib_strict(text)
+
+
+def _stdlib_strict(text: str | bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError(_too_deep()) from None
+
+
+class StrictBuffer:
+    """:func:`loads_strict` for many texts in one buffer (the lines of an NDJSON body), read
+    in place: no copy per text, and the big-integer check done once for the whole buffer."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._view = memoryview(data)
+        self._digits = data.translate(_DIGITS)
+
+    def loads(self, start: int, end: int) -> Any:
+        """The JSON text ``data[start:end]``, parsed as :func:`loads_strict` would."""
+        if self._digits.find(_LONG_RUN, start, end) < 0:
+            try:
+                return orjson.loads(self._view[start:end])
+            except orjson.JSONDecodeError:
+                pass
+        return _stdlib_strict(self.data[start:end])
 
 
 def encode_utf8(text: str) -> bytes:
