@@ -35,9 +35,9 @@ class Conflict(errors.Conflict):
 
 
 @functools.lru_cache(maxsize=512)
-def _for(dialect: str, text: str) -> str:
+def _for(dialect: str, text: str, binary: bool = False) -> str:
     if dialect == "postgresql":
-        return text.replace("%", "%%").replace("?", "%s")
+        return text.replace("%", "%%").replace("?", "%b" if binary else "%s")
     return text
 
 
@@ -91,9 +91,11 @@ class Cursor:
         self.dialect = conn.dialect.name
         self._cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
-    def execute(self, text: str, params: Sequence[Any] = ()) -> Cursor:
+    def execute(self, text: str, params: Sequence[Any] = (), *, binary: bool = False) -> Cursor:
+        """``binary``: send the parameters in PostgreSQL's binary format (arrays of long texts
+        are then length-prefixed rather than escaped character by character)."""
         with translated():
-            self._cur.execute(_for(self.dialect, text), params)
+            self._cur.execute(_for(self.dialect, text, binary), params)
         return self
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -102,6 +104,18 @@ class Cursor:
             return
         with translated():
             self._cur.executemany(_for(self.dialect, text), rows)
+
+    def bulk(self, sqlite_text: str, postgresql_text: str, rows: Iterable[Sequence[Any]]) -> None:
+        """The same statement for many rows: ``executemany`` on SQLite (a loop in C), one
+        statement on PostgreSQL whose ``?`` each take a whole column as an array (``unnest``):
+        one round trip and one plan instead of a pipeline of one execution per row."""
+        rows = list(rows)
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            self.execute(postgresql_text, [list(column) for column in zip(*rows, strict=True)], binary=True)
+        else:
+            self.executemany(sqlite_text, rows)
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         with translated():

@@ -52,19 +52,28 @@ def load(conn: sa.Connection, run_pks: Sequence[int]) -> dict[int, RunRow]:
 
 def save_docs(conn: sa.Connection, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
     """Write run documents; the indexed state, result and updated_at follow each document."""
-    raw.cursor(conn).executemany(
+    raw.cursor(conn).bulk(
         "UPDATE activities SET state = ?, result = ?, updated_at = ?, doc = ? WHERE pk = ?",
+        "UPDATE activities AS a SET state = v.state, result = v.result, updated_at = v.updated_at, doc = v.doc "
+        "FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) AS v(state, result, updated_at, doc, pk) "
+        "WHERE a.pk = v.pk",
         [(d["state"], d.get("result"), d["updated_at"], jsonutil.document(d)[0], pk) for pk, d in docs])
 
 
 def mark_started(conn: sa.Connection, rows: Sequence[tuple[int, int, float]]) -> None:
     """``(run pk, attempts, started_at)`` each."""
-    raw.cursor(conn).executemany("UPDATE runs SET attempts = ?, started_at = ? WHERE pk = ?",
-                                 [(n, at, pk) for pk, n, at in rows])
+    raw.cursor(conn).bulk(
+        "UPDATE runs SET attempts = ?, started_at = ? WHERE pk = ?",
+        "UPDATE runs AS r SET attempts = v.attempts, started_at = v.started_at "
+        "FROM unnest(?::int[], ?::float8[], ?::bigint[]) AS v(attempts, started_at, pk) WHERE r.pk = v.pk",
+        [(n, at, pk) for pk, n, at in rows])
 
 
 def mark_finished(conn: sa.Connection, pks: Sequence[int]) -> None:
-    raw.cursor(conn).executemany("UPDATE runs SET finished = ? WHERE pk = ?", [(True, pk) for pk in pks])
+    raw.cursor(conn).bulk("UPDATE runs SET finished = ? WHERE pk = ?",
+                          "UPDATE runs AS r SET finished = v.finished "
+                          "FROM unnest(?::boolean[], ?::bigint[]) AS v(finished, pk) WHERE r.pk = v.pk",
+                          [(True, pk) for pk in pks])
 
 
 def append_logs(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
@@ -87,11 +96,15 @@ def append_logs(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple
             n += 1
             values.append((pk, n, ts, msg))
         last[pk] = n
-    cur.executemany("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)", values)
+    cur.bulk("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)",
+             "INSERT INTO run_logs (run_pk, n, timestamp, message) "
+             "SELECT * FROM unnest(?::bigint[], ?::int[], ?::text[], ?::text[])", values)
 
 
 def insert_attempts(conn: sa.Connection, rows: Sequence[tuple[int, model.Attempt]]) -> None:
-    raw.cursor(conn).executemany(
+    raw.cursor(conn).bulk(
         "INSERT INTO attempts (run_pk, number, started_at, duration_ms, status, response, error) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO attempts (run_pk, number, started_at, duration_ms, status, response, error) "
+        "SELECT * FROM unnest(?::bigint[], ?::int[], ?::text[], ?::float8[], ?::int[], ?::text[], ?::text[])",
         [(pk, a.number, a.started_at, a.duration_ms, a.status, a.response, a.error) for pk, a in rows])
