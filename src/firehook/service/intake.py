@@ -62,9 +62,10 @@ class Accepted:
 
 @dataclasses.dataclass
 class Item:
-    """One document to take in. ``token_hash``: the caller's token, checked (again) in the
-    transaction that writes it; None when the caller was authorised otherwise (the relay's
-    signature, a service call with a principal)."""
+    """One document to take in, checked by ``validation.activity`` (a PATCH body: by
+    ``validation.check_activity_fields``). ``token_hash``: the caller's token, checked (again)
+    in the transaction that writes it; None when the caller was authorised otherwise (the
+    relay's signature, a service call with a principal)."""
 
     project_id: str
     doc: dict[str, Any]
@@ -214,7 +215,10 @@ class Writer:
             doc["created_at"] = now
         doc["project"] = project_id
         doc["_links"] = self.services.activity_links(project_id, doc["id"])
-        validation.check_activity_fields(doc)
+        if entry is not None:
+            # A new document is the checked input plus firehook's own valid fields; a merged
+            # one is checked again, whatever the stored document it merges into holds.
+            validation.check_activity_fields(doc)
         # Serialised once: the stored document, the snapshot and the answer are the same text.
         try:
             text, raw = jsonutil.document(doc)

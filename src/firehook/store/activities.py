@@ -132,10 +132,10 @@ def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
 # --- intake: hot statements on the DB-API (store.raw), a whole group of documents at once ----
 #
 # Rows that refer to each other (a snapshot to its activity, a run to both) get their primary
-# keys first (:func:`new_keys`), so each table takes one statement per group and, on
+# keys first (:func:`new_keys`), so each table takes one ``executemany`` per group and, on
 # PostgreSQL, all of them go in one pipeline (:func:`pipelined`): one round trip.
 
-CHUNK = 500  # rows per statement, and values per IN (…) list: below either database's limit
+CHUNK = 500  # values per IN (…) list: far below either database's limit on parameters
 
 ACTIVITY_COLUMNS = ("pk", "project_id", "id", "type", "state", "result", "environments", "integration_id",
                     "created_at", "updated_at", "doc")
@@ -246,18 +246,11 @@ def insert_first_logs(conn: sa.Connection, rows: Sequence[tuple[int, str, str]])
 
 
 def _insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    cur = raw.cursor(conn)
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    one = "(" + ", ".join("?" * len(columns)) + ")"
-    if cur.dialect != "postgresql":
-        # sqlite3 steps one prepared statement per row in C: cheaper than a multi-row VALUES.
-        cur.executemany(head + one, rows)
-        return
-    for start in range(0, len(rows), CHUNK):  # PostgreSQL: one statement, one plan per chunk
-        part = rows[start:start + CHUNK]
-        cur.execute(head + ", ".join([one] * len(part)), [value for row in part for value in row])
+    # One prepared statement run per row: in C on SQLite (cheaper there than a multi-row
+    # VALUES), and on PostgreSQL inside the caller's pipeline (one round trip, one parse,
+    # where a multi-row VALUES would be a new statement text for every group size).
+    raw.cursor(conn).executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                                 rows)
 
 
 # --- batches, for the worker: one statement per table for many runs --------------------------
