@@ -477,7 +477,7 @@ class Config:
     fanout_feed_seconds: float = 8.0
     fanout_drain_seconds: float = 60.0
     fanout_batch_lines: int = 100
-    fanout_backlog: int = 1_000  # deliveries queued at most before the feed holds back
+    fanout_backlog: int = 4_000  # deliveries queued at most before the feed holds back (4 batches of 10 webhooks)
     ceiling_deliveries: int = 10_000
     webhook_concurrency: int = 256  # firehook's default FIREHOOK_WEBHOOK_CONCURRENCY
     # latency
