@@ -24,14 +24,11 @@ import socket
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
-import aiohttp.abc
-
 from firehook import errors
 
 __all__ = [
     "Address",
     "Guard",
-    "GuardedResolver",
     "parse_ip_literal",
     "why_refused",
 ]
@@ -339,40 +336,12 @@ class Guard:
             raise errors.InvalidInput.field("url", f"write the address {host} as {literal}")
 
 
-class GuardedResolver(aiohttp.abc.AbstractResolver):
-    """An aiohttp resolver that answers only with addresses the guard checked.
+def __getattr__(name: str) -> object:
+    # The aiohttp resolver is used by tools that send with aiohttp (the benchmark's
+    # baseline), not by firehook itself: imported on first use, so that firehook's processes
+    # do not load aiohttp (~10 MiB each).
+    if name == "GuardedResolver":
+        from firehook.outbound_aiohttp import GuardedResolver
 
-    aiohttp connects to what the resolver returns, so the checked address is the one used
-    (pinned); TLS still verifies the certificate against the URL's host name. aiohttp skips
-    resolvers for IP literals: pair this with :meth:`Guard.check_literal` before the request
-    (``firehook.webhooks.make_session`` does).
-    """
-
-    def __init__(self, guard: Guard) -> None:
-        self.guard = guard
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        addresses = await self.guard.resolve_async(host, port)
-        results: list[aiohttp.abc.ResolveResult] = []
-        for text in addresses:
-            found = socket.AF_INET6 if ":" in text else socket.AF_INET
-            if family and family != found:
-                continue
-            results.append(
-                {
-                    "hostname": host,
-                    "host": text,
-                    "port": port,
-                    "family": found,
-                    "proto": 0,
-                    "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-                }
-            )
-        if not results:
-            raise OSError(f"cannot resolve {host}: no address of the requested family")
-        return results
-
-    async def close(self) -> None:
-        """Nothing to release: resolution goes through the event loop's getaddrinfo."""
+        return GuardedResolver
+    raise AttributeError(name)

@@ -17,17 +17,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from firehook import errors
-
-try:  # psycopg is always installed, but keep the SQLite path importable without it
-    import psycopg
-except ImportError:  # pragma: no cover
-    psycopg = None  # type: ignore[assignment]
 
 
 class Conflict(errors.Conflict):
@@ -41,15 +37,23 @@ def _for(dialect: str, text: str, binary: bool = False) -> str:
     return text
 
 
+def _psycopg() -> Any:
+    # Only a process that connected to PostgreSQL has psycopg loaded, and only such a process
+    # can see its errors: a SQLite process does not import it (~10 MiB).
+    return sys.modules.get("psycopg")
+
+
 def _integrity(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.IntegrityError):
         return True
+    psycopg = _psycopg()
     return psycopg is not None and isinstance(exc, psycopg.errors.IntegrityError)
 
 
 def _driver_error(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         return True
+    psycopg = _psycopg()
     return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
