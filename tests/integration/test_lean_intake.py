@@ -147,6 +147,9 @@ def _requests(token: str, reader: str) -> list[tuple[str, str, bytes, dict[str, 
         ("NaN", "/api/projects/lean/activities", b'{"type": "environment.push", "v": NaN}', auth),
         ("surrogate", "/api/projects/lean/activities", b'{"type": "environment.push", "text": "\\ud800"}', auth),
         ("bad field", "/api/projects/lean/activities", b'{"type": "environment.push", "environments": "main"}', auth),
+        ("NUL in a timestamp", "/api/projects/lean/activities",
+         b'{"type": "environment.push", "created_at": "2025\\u0000"}', auth),
+        ("long timestamp", "/api/projects/lean/activities", b'{"type": "x.y", "updated_at": "' + b"9" * 41 + b'"}', auth),
         ("unknown project", "/api/projects/nope/activities", good, auth),
         ("created", "/api/projects/lean/activities", good, auth),
         ("updated", "/api/projects/lean/activities", good.replace(b"pending", b"complete"), auth),
@@ -198,7 +201,8 @@ def test_the_lean_path_answers_like_the_fastapi_routes(tmp_path: Path, database_
     statuses = {name: status for name, (status, _, _) in lean_answers}
     assert statuses == {
         "missing token": 401, "malformed header": 401, "unknown token": 401, "read-only": 403, "too large": 413,
-        "not JSON": 400, "empty": 400, "NaN": 400, "surrogate": 400, "bad field": 400, "unknown project": 404,
+        "not JSON": 400, "empty": 400, "NaN": 400, "surrogate": 400, "bad field": 400, "NUL in a timestamp": 400,
+        "long timestamp": 400, "unknown project": 404,
         "created": 201, "updated": 200, "type change": 400, "batch": 200, "empty batch": 400,
         "batch elsewhere": 404, "relay unsigned": 401, "relay wrong": 401, "relay unknown": 404, "relay good": 201,
     }

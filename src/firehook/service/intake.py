@@ -219,6 +219,9 @@ class Writer:
             # A new document is the checked input plus firehook's own valid fields; a merged
             # one is checked again, whatever the stored document it merges into holds.
             validation.check_activity_fields(doc)
+        unfit = store.unfit_field(doc)
+        if unfit is not None:
+            raise errors.InvalidInput.field(*unfit)
         # Serialised once: the stored document, the snapshot and the answer are the same text.
         try:
             text, raw = jsonutil.document(doc)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from firehook import model
 from firehook.store import jsonutil, raw
-from firehook.store.schema import activities, attempts, run_logs, runs, snapshots
+from firehook.store.schema import Stamp, activities, attempts, run_logs, runs, snapshots
 
 A = activities.c
 R = runs.c
@@ -142,9 +142,27 @@ ACTIVITY_COLUMNS = ("pk", "project_id", "id", "type", "state", "result", "enviro
 SNAPSHOT_COLUMNS = ("pk", "activity_pk", "state", "body", "reached_at")
 RUN_COLUMNS = ("pk", "integration_id", "kind", "snapshot_pk", "source_pk", "attempts", "queued_at", "finished")
 LOG_COLUMNS = ("run_pk", "n", "timestamp", "message")
+STAMP_LENGTH = Stamp.length or 40
 
 _NEXTVAL = ("SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('activities', 'pk')) FROM generate_series(1, ?)), "
             "ARRAY(SELECT nextval(pg_get_serial_sequence('snapshots', 'pk')) FROM generate_series(1, ?))")
+
+
+_STAMPED = ("created_at", "updated_at")  # document fields kept in columns of their own
+
+
+def unfit_field(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """``(field, why)`` when a field of ``doc`` kept in a column of its own cannot be stored
+    there (PostgreSQL refuses a timestamp longer than its column, or holding a NUL character);
+    None when all fit."""
+    for name in _STAMPED:
+        value = doc.get(name)
+        if isinstance(value, str):
+            if len(value) > STAMP_LENGTH:
+                return name, f"is longer than a timestamp ({STAMP_LENGTH} characters at most)"
+            if "\x00" in value:
+                return name, "holds a NUL character, which is not a timestamp"
+    return None
 
 
 def activity_row(pk: int, project_id: str, doc: dict[str, Any], text: str, integration_id: str | None = None,
