@@ -129,7 +129,18 @@ def test_a_revoked_token_is_refused_at_once_here_and_from_elsewhere(services: An
         refused = post(elsewhere["token"], "a4")
         assert refused.status_code == 401 and refused.json()["detail"] == "invalid or revoked token"
         assert cache.get(token_store.hash_secret(elsewhere["token"])) is None
+        # The same for a batch, whose chunks check the token in their own transactions.
+        batch = tokens.create(services, ADMIN, {})
+        lines = b'{"id": "b1", "type": "environment.push"}\n{"id": "b2", "type": "environment.push"}'
+        headers = {"Authorization": f"Bearer {batch['token']}"}
+        assert client.post("/api/projects/lean/activities:batch", content=lines, headers=headers).json()["accepted"] == 2
+        with services.database.write() as conn:
+            conn.execute(schema.tokens.update().where(schema.tokens.c.id == batch["id"]).values(revoked_at="x"))
+        refused = client.post("/api/projects/lean/activities:batch", content=lines.replace(b'"b', b'"c'),
+                              headers=headers)
+        assert refused.status_code == 401 and refused.json()["detail"] == "invalid or revoked token"
     assert stored(services, "lean", "a3") is None and stored(services, "lean", "a4") is None
+    assert stored(services, "lean", "c1") is None and stored(services, "lean", "b1") is not None
 
 
 def _requests(token: str, reader: str) -> list[tuple[str, str, bytes, dict[str, str]]]:

@@ -435,6 +435,9 @@ def ingest_batch(services: Services, principal: model.Token, project_id: str, da
 
     def flush() -> bool:
         outcomes = write(services, [Item(project_id, doc, token_hash) for _, doc in chunk])
+        refused = next((o for o in outcomes if isinstance(o, errors.Unauthorized)), None)
+        if refused is not None and not any("id" in r for r in results.values()):
+            raise refused  # revoked before anything was stored: the request's answer, not each line's
         runs = False
         for (n, _), outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, errors.FirehookError):
