@@ -1,4 +1,4 @@
-"""Group commit: many documents in one transaction, each in its own savepoint."""
+"""Group commit: many documents in one transaction, a document that fails on its own merits failing alone."""
 
 from __future__ import annotations
 

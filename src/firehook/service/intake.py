@@ -263,14 +263,16 @@ class Writer:
             else:
                 run_pks[id(thing)] = [next(pks) for _ in thing.docs]
                 rows.extend(thing.activity_rows(run_pks[id(thing)]))
+        updates = [(e.doc["state"], e.doc.get("result"), jsonutil.dumps(e.doc.get("environments") or []),
+                    e.doc.get("updated_at") or now, e.text, e.pk) for e in known.values() if e.changed and not e.new]
+        if not rows and not updates:
+            return  # every document was refused: not even an empty pipeline's round trip
         placed = [fanout.Placed(planned, entry.pk, snapshot_pk, run_pks[id(planned)])  # type: ignore[arg-type]
                   for (entry, _, _, planned), snapshot_pk in zip(snapshots, snapshot_keys, strict=True)
                   if planned is not None]
         with store.pipelined(self.conn):
             store.insert_activities(self.conn, rows)
-            store.update_activities(self.conn, [
-                (e.doc["state"], e.doc.get("result"), jsonutil.dumps(e.doc.get("environments") or []),
-                 e.doc.get("updated_at") or now, e.text, e.pk) for e in known.values() if e.changed and not e.new])
+            store.update_activities(self.conn, updates)
             store.insert_snapshots(self.conn, [(pk, e.pk, state, text, now) for (e, state, text, _), pk
                                                in zip(snapshots, snapshot_keys, strict=True)])
             fanout.insert_runs(self.conn, placed)
