@@ -132,7 +132,7 @@ def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
 # --- intake: hot statements on the DB-API (store.raw), a whole group of documents at once ----
 #
 # Rows that refer to each other (a snapshot to its activity, a run to both) get their primary
-# keys first (:func:`new_keys`), so each table takes one statement per group and, on
+# keys first (:func:`new_keys`), so each table takes one ``executemany`` per group and, on
 # PostgreSQL, all of them go in one pipeline (:func:`pipelined`): one round trip.
 
 CHUNK = 500  # values per IN (…) list: far below either database's limit on parameters
@@ -239,43 +239,36 @@ def states_reached(conn: sa.Connection, activity_pks: Sequence[int]) -> dict[int
 
 def insert_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Activity rows (:func:`activity_row`, keys from :func:`new_keys`)."""
-    _insert(conn, "activities", ACTIVITY_COLUMNS, ("bigint", *["text"] * 10), rows)
+    _insert(conn, "activities", ACTIVITY_COLUMNS, rows)
 
 
 def insert_snapshots(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Snapshots ``(pk, activity_pk, state, body, reached_at)`` (keys from :func:`new_keys`)."""
-    _insert(conn, "snapshots", SNAPSHOT_COLUMNS, ("bigint", "bigint", "text", "text", "text"), rows)
+    _insert(conn, "snapshots", SNAPSHOT_COLUMNS, rows)
 
 
 def update_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rewrite activities: ``(state, result, environments, updated_at, doc, pk)`` each."""
-    raw.cursor(conn).bulk(
-        "UPDATE activities SET state = ?, result = ?, environments = ?, updated_at = ?, doc = ? WHERE pk = ?",
-        "UPDATE activities AS a SET state = v.state, result = v.result, environments = v.environments, "
-        "updated_at = v.updated_at, doc = v.doc FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], "
-        "?::bigint[]) AS v(state, result, environments, updated_at, doc, pk) WHERE a.pk = v.pk", rows)
+    raw.cursor(conn).executemany(
+        "UPDATE activities SET state = ?, result = ?, environments = ?, updated_at = ?, doc = ? WHERE pk = ?", rows)
 
 
 def insert_run_rows(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rows of ``runs`` (:data:`RUN_COLUMNS`) for run activities inserted in this transaction."""
-    _insert(conn, "runs", RUN_COLUMNS, ("bigint", "text", "text", "bigint", "bigint", "int", "float8", "boolean"), rows)
+    _insert(conn, "runs", RUN_COLUMNS, rows)
 
 
 def insert_first_logs(conn: sa.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
     """The first log line ``(run_pk, timestamp, message)`` of runs just created (``n`` = 1)."""
-    _insert(conn, "run_logs", LOG_COLUMNS, ("bigint", "int", "text", "text"),
-            [(pk, 1, ts, message) for pk, ts, message in rows])
+    _insert(conn, "run_logs", LOG_COLUMNS, [(pk, 1, ts, message) for pk, ts, message in rows])
 
 
-def _insert(conn: sa.Connection, table: str, columns: Sequence[str], types: Sequence[str],
-            rows: Sequence[tuple[Any, ...]]) -> None:
-    # SQLite: one prepared statement stepped per row in C (cheaper there than a multi-row
-    # VALUES). PostgreSQL: one statement taking each column as an array (store.raw's bulk):
-    # one plan, and long documents sent length-prefixed in binary rather than escaped.
-    names = ", ".join(columns)
-    raw.cursor(conn).bulk(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
-                          f"INSERT INTO {table} ({names}) SELECT * FROM unnest("
-                          + ", ".join(f"?::{t}[]" for t in types) + ")", rows)
+def _insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    # One prepared statement run per row: in C on SQLite (cheaper there than a multi-row
+    # VALUES), and on PostgreSQL inside the caller's pipeline (one round trip, one parse,
+    # where a multi-row VALUES would be a new statement text for every group size).
+    raw.cursor(conn).executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                                 rows)
 
 
 # --- batches, for the worker: one statement per table for many runs --------------------------
