@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from firehook import model
 from firehook.store import jsonutil, raw
+from firehook.store import runs as run_store
 from firehook.store.schema import Stamp, activities, attempts, run_logs, runs, snapshots
 
 A = activities.c
@@ -113,7 +114,7 @@ def runs_of(conn: sa.Connection, source_pk: int) -> list[dict[str, Any]]:
 
 def append_logs(conn: sa.Connection, run_pk: int, lines: Sequence[tuple[str, str]]) -> None:
     """Append log lines ``(timestamp, message)``; numbering continues from the last line."""
-    append_logs_many(conn, [(run_pk, lines)])
+    run_store.append_logs(conn, [(run_pk, lines)])
 
 
 def logs_after(conn: sa.Connection, run_pk: int, after: int = 0, limit: int = 1000) -> list[tuple[int, str, str]]:
@@ -132,7 +133,7 @@ def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
 # --- intake: hot statements on the DB-API (store.raw), a whole group of documents at once ----
 #
 # Rows that refer to each other (a snapshot to its activity, a run to both) get their primary
-# keys first (:func:`new_keys`), so each table takes one ``executemany`` per group and, on
+# keys first (:func:`new_keys`), so each table takes one statement per group and, on
 # PostgreSQL, all of them go in one pipeline (:func:`pipelined`): one round trip.
 
 CHUNK = 500  # values per IN (…) list: far below either database's limit on parameters
@@ -239,109 +240,40 @@ def states_reached(conn: sa.Connection, activity_pks: Sequence[int]) -> dict[int
 
 def insert_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Activity rows (:func:`activity_row`, keys from :func:`new_keys`)."""
-    _insert(conn, "activities", ACTIVITY_COLUMNS, rows)
+    _insert(conn, "activities", ACTIVITY_COLUMNS, ("bigint", *["text"] * 10), rows)
 
 
 def insert_snapshots(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Snapshots ``(pk, activity_pk, state, body, reached_at)`` (keys from :func:`new_keys`)."""
-    _insert(conn, "snapshots", SNAPSHOT_COLUMNS, rows)
+    _insert(conn, "snapshots", SNAPSHOT_COLUMNS, ("bigint", "bigint", "text", "text", "text"), rows)
 
 
 def update_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rewrite activities: ``(state, result, environments, updated_at, doc, pk)`` each."""
-    raw.cursor(conn).executemany(
-        "UPDATE activities SET state = ?, result = ?, environments = ?, updated_at = ?, doc = ? WHERE pk = ?", rows)
+    raw.cursor(conn).bulk(
+        "UPDATE activities SET state = ?, result = ?, environments = ?, updated_at = ?, doc = ? WHERE pk = ?",
+        "UPDATE activities AS a SET state = v.state, result = v.result, environments = v.environments, "
+        "updated_at = v.updated_at, doc = v.doc FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], "
+        "?::bigint[]) AS v(state, result, environments, updated_at, doc, pk) WHERE a.pk = v.pk", rows)
 
 
 def insert_run_rows(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rows of ``runs`` (:data:`RUN_COLUMNS`) for run activities inserted in this transaction."""
-    _insert(conn, "runs", RUN_COLUMNS, rows)
+    _insert(conn, "runs", RUN_COLUMNS, ("bigint", "text", "text", "bigint", "bigint", "int", "float8", "boolean"), rows)
 
 
 def insert_first_logs(conn: sa.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
     """The first log line ``(run_pk, timestamp, message)`` of runs just created (``n`` = 1)."""
-    _insert(conn, "run_logs", LOG_COLUMNS, [(pk, 1, ts, message) for pk, ts, message in rows])
+    _insert(conn, "run_logs", LOG_COLUMNS, ("bigint", "int", "text", "text"),
+            [(pk, 1, ts, message) for pk, ts, message in rows])
 
 
-def _insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    # One prepared statement run per row: in C on SQLite (cheaper there than a multi-row
-    # VALUES), and on PostgreSQL inside the caller's pipeline (one round trip, one parse,
-    # where a multi-row VALUES would be a new statement text for every group size).
-    raw.cursor(conn).executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                                 rows)
-
-
-# --- batches, for the worker: one statement per table for many runs --------------------------
-
-_SAVE_MANY = activities.update().where(A.pk == sa.bindparam("b_pk")).values(
-    state=sa.bindparam("b_state"), result=sa.bindparam("b_result"), updated_at=sa.bindparam("b_updated_at"),
-    doc=sa.bindparam("b_doc"),
-)
-_STARTED_MANY = runs.update().where(R.pk == sa.bindparam("b_pk")).values(
-    attempts=sa.bindparam("b_attempts"), started_at=sa.bindparam("b_started_at"))
-_FINISHED_MANY = runs.update().where(R.pk == sa.bindparam("b_pk")).values(finished=True)
-_INSERT_LOG = run_logs.insert()
-_INSERT_ATTEMPT = attempts.insert()
-
-
-def find_many_by_pk(conn: sa.Connection, pks: Sequence[int]) -> dict[int, dict[str, Any]]:
-    if not pks:
-        return {}
-    rows = conn.execute(sa.select(activities).where(A.pk.in_(list(pks)))).mappings()
-    return {int(r["pk"]): _row(r) for r in rows}
-
-
-def get_runs(conn: sa.Connection, pks: Sequence[int]) -> dict[int, dict[str, Any]]:
-    if not pks:
-        return {}
-    return {int(r["pk"]): dict(r) for r in conn.execute(sa.select(runs).where(R.pk.in_(list(pks)))).mappings()}
-
-
-def snapshot_bodies(conn: sa.Connection, snapshot_pks: Sequence[int]) -> dict[int, str]:
-    if not snapshot_pks:
-        return {}
-    rows = conn.execute(sa.select(S.pk, S.body).where(S.pk.in_(list(set(snapshot_pks)))))
-    return {int(pk): body for pk, body in rows}
-
-
-def save_many(conn: sa.Connection, docs: Sequence[tuple[int, dict[str, Any]]]) -> None:
-    """Write several run documents (their state, result and timestamps follow the document)."""
-    if docs:
-        conn.execute(_SAVE_MANY, [{"b_pk": pk, "b_state": d["state"], "b_result": d.get("result"),
-                                   "b_updated_at": d["updated_at"], "b_doc": jsonutil.dumps(d)} for pk, d in docs])
-
-
-def mark_started(conn: sa.Connection, rows: Sequence[tuple[int, int, float]]) -> None:
-    """``(run pk, attempts, started_at)`` each."""
-    if rows:
-        conn.execute(_STARTED_MANY, [{"b_pk": pk, "b_attempts": n, "b_started_at": at} for pk, n, at in rows])
-
-
-def mark_finished(conn: sa.Connection, pks: Sequence[int]) -> None:
-    if pks:
-        conn.execute(_FINISHED_MANY, [{"b_pk": pk} for pk in pks])
-
-
-def append_logs_many(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
-    """Append log lines to several runs; each run's numbering continues from its last line."""
-    batches = [(pk, lines) for pk, lines in batches if lines]
-    if not batches:
-        return
-    pks = list({pk for pk, _ in batches})
-    last = dict(conn.execute(
-        sa.select(L.run_pk, sa.func.max(L.n)).where(L.run_pk.in_(pks)).group_by(L.run_pk)).all())
-    rows = []
-    for pk, lines in batches:
-        n = int(last.get(pk) or 0)
-        for ts, msg in lines:
-            n += 1
-            rows.append({"run_pk": pk, "n": n, "timestamp": ts, "message": msg})
-        last[pk] = n
-    conn.execute(_INSERT_LOG, rows)
-
-
-def insert_attempts(conn: sa.Connection, rows: Sequence[tuple[int, model.Attempt]]) -> None:
-    if rows:
-        conn.execute(_INSERT_ATTEMPT, [
-            {"run_pk": pk, "number": a.number, "started_at": a.started_at, "duration_ms": a.duration_ms,
-             "status": a.status, "response": a.response, "error": a.error} for pk, a in rows])
+def _insert(conn: sa.Connection, table: str, columns: Sequence[str], types: Sequence[str],
+            rows: Sequence[tuple[Any, ...]]) -> None:
+    # SQLite: one prepared statement stepped per row in C (cheaper there than a multi-row
+    # VALUES). PostgreSQL: one statement taking each column as an array (store.raw's bulk):
+    # one plan, and long documents sent length-prefixed in binary rather than escaped.
+    names = ", ".join(columns)
+    raw.cursor(conn).bulk(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                          f"INSERT INTO {table} ({names}) SELECT * FROM unnest("
+                          + ", ".join(f"?::{t}[]" for t in types) + ")", rows)
