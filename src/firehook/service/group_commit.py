@@ -23,6 +23,7 @@ from firehook import errors
 from firehook.service import intake
 from firehook.service import tokens as token_service
 from firehook.service.core import Services
+from firehook.store import writer as store_writer
 
 log = logging.getLogger("firehook.intake")
 
@@ -73,24 +74,7 @@ class GroupCommit:
         self._thread.join(30)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            stop = False
-            while len(group) < self.max_group:
-                try:
-                    waiting = self._queue.get_nowait()
-                except queue_mod.Empty:
-                    break
-                if waiting is None:
-                    stop = True
-                    break
-                group.append(waiting)
-            self._write(group)
-            if stop:
-                return
+        store_writer.serve_groups(self._queue, self.max_group, self._write)
 
     def _write(self, group: list[_Waiting]) -> None:
         try:

@@ -50,6 +50,32 @@ class _Failed(Exception):
         self.error = error
 
 
+Q = TypeVar("Q")
+
+
+def serve_groups(waiting: queue_mod.SimpleQueue[Q | None], max_group: int, write: Callable[[list[Q]], None]) -> None:
+    """Hand ``write`` everything waiting at once (up to ``max_group``), again and again, until a
+    ``None`` arrives: a writer thread's loop (this module's, and the intake's group commit)."""
+    while True:
+        first = waiting.get()
+        if first is None:
+            return
+        group = [first]
+        stop = False
+        while len(group) < max_group:
+            try:
+                item = waiting.get_nowait()
+            except queue_mod.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            group.append(item)
+        write(group)
+        if stop:
+            return
+
+
 class Writer:
     """The batching writer of one database in this process."""
 
@@ -94,24 +120,7 @@ class Writer:
             thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group: list[_Item[Any]] = [first]
-            stop = False
-            while len(group) < self.max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue_mod.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                group.append(item)
-            self._write(group)
-            if stop:
-                return
+        serve_groups(self._queue, self.max_group, self._write)
 
     def _write(self, group: list[_Item[Any]]) -> None:
         pending = [item for item in group if item.future.set_running_or_notify_cancel()]
