@@ -156,7 +156,6 @@ class Worker:
             await asyncio.to_thread(self.writer.close)
             log.info("event=worker.stop owner=%s completed=%d", self.owner, self.completed)
 
-
     async def _claim_round(self, eager: bool = True) -> int:
         """Claim as many runs as there are free slots, per kind: one transaction claims them,
         starts them (in progress, attempt counted) and loads their inputs. Unless ``eager``, a
@@ -305,7 +304,6 @@ class Worker:
             if leftover:
                 released = await asyncio.to_thread(queue.release, self.database, self.owner, leftover)
                 log.info("event=worker.released jobs=%d", released)
-
 
 
 @functools.lru_cache(maxsize=64)
