@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from firehook import metrics, model, queue, recording, timefmt
 from firehook import settings as settings_mod
 from firehook.store import db as dbmod
+from firehook.store import wakeups
 from firehook.store import writer as store_writer
 
 log = logging.getLogger("firehook.worker")
@@ -124,6 +125,8 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         helpers = [asyncio.create_task(self._renew_loop()), asyncio.create_task(self._flush_loop()),
                    asyncio.create_task(self._record_loop())]
+        if not self.database.is_sqlite:  # API processes anywhere NOTIFY when they queue runs
+            helpers.append(asyncio.create_task(wakeups.listen(self.database, self._notified, stop)))
         stopper = asyncio.create_task(stop.wait())
         log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
         try:

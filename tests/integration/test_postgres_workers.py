@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from firehook import model
@@ -123,3 +124,30 @@ def test_killed_worker_job_is_taken_over_after_lease_expiry(tmp_path: Path, post
     assert len(deliveries) == 2
     assert {d.headers["x-firehook-delivery"] for d in deliveries} == {run_id}
     assert deliveries[0].body == deliveries[1].body
+
+
+def test_a_worker_elsewhere_is_woken_by_notify(tmp_path: Path, postgres_url: str, pg_services: Any,
+                                               receiver: Receiver) -> None:
+    # No poll comes round within the test: a run is delivered only because the API process
+    # that queued it sent NOTIFY and the worker, listening, claimed at once.
+    slow_poll = {"FIREHOOK_DATABASE_URL": postgres_url, "FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32",
+                 "FIREHOOK_POLL_INTERVAL": "600"}
+    api_process = support.ServerProcess(tmp_path / "api", args=["--no-worker"], env=slow_poll)
+    worker = support.ServerProcess(tmp_path / "worker", command="worker", env=slow_poll)
+    try:
+        api_process.wait_ready()
+        wait_for(lambda: "event=worker.start" in worker.output(), timeout=60)
+        projects.create(pg_services, ADMIN, {"id": "notify", "title": "Notify"})
+        integrations.create(pg_services, ADMIN, "notify", {"type": "webhook", "url": receiver.on("/n", (200, {}, b""))})
+        with httpx.Client(base_url=api_process.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {api_process.token}"}) as api:
+            for n in range(3):  # the worker claims each time, not only right after it started
+                answer = api.post("/api/projects/notify/activities", json={"type": "environment.push"})
+                run_id = answer.json()["_embedded"]["runs"][0]["id"]
+                done = wait_for(lambda run_id=run_id: (d := api.get(f"/api/projects/notify/activities/{run_id}")
+                                                       .json())["state"] == "complete" and d, timeout=60)
+                assert done["result"] == "success"
+                assert len(receiver.requests_to("/n")) == n + 1
+    finally:
+        assert worker.stop() == 0, worker.output()
+        assert api_process.stop() == 0, api_process.output()

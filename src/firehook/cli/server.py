@@ -57,6 +57,12 @@ def _serve(settings: Any, no_worker: bool) -> None:
                                  # the child drains for the grace, then waits for script
                                  # threads until their deadline
                                  stop_timeout=float(settings.shutdown_grace) + float(settings.script_timeout) + 10)
+    notifier = None
+    if not built.database.is_sqlite:  # `firehook worker` processes elsewhere LISTEN for it
+        from firehook.store import wakeups
+
+        notifier = wakeups.Notifier(built.database)
+        built.wakeups.append(notifier.poke)
     app = create_app(built, children=[child] if child is not None else [])
     click.echo(f"firehook listening on http://{settings.host}:{settings.port} "
                f"(database: {'SQLite' if built.database.is_sqlite else 'PostgreSQL'})")
@@ -68,6 +74,8 @@ def _serve(settings: Any, no_worker: bool) -> None:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                     timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
     finally:
+        if notifier is not None:
+            notifier.close()
         built.database.dispose()
 
 
