@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -40,6 +41,10 @@ class Child:
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
         self._wake_w: int | None = None
+        # wake() runs in other threads (the intake writer's): the write end is replaced and
+        # closed only under this lock, so a wake never writes to a number the kernel has
+        # meanwhile given to another file.
+        self._wake_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -66,9 +71,10 @@ class Child:
                                                              start_new_session=True)
         finally:
             os.close(read_fd)
-        old, self._wake_w = self._wake_w, write_fd
-        if old is not None:
-            os.close(old)
+        with self._wake_lock:
+            old, self._wake_w = self._wake_w, write_fd
+            if old is not None:
+                os.close(old)
         self.starts += 1
         log.info("event=child.start name=%s pid=%s", self.name, self.proc.pid)
 
@@ -91,20 +97,21 @@ class Child:
                 return
             try:
                 await self._spawn()
-            except OSError as exc:
+            except Exception as exc:  # the next try comes after the longest backoff
                 log.error("event=child.spawn_failed name=%s error=%s", self.name, exc)
                 await asyncio.sleep(BACKOFF[-1])
 
     def wake(self) -> None:
         """Thread-safe and never blocking: a byte down the pipe (a full pipe is a wake already)."""
-        fd = self._wake_w
-        if fd is None:
-            return
-        try:
-            os.write(fd, b"\0")
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EPIPE, errno.EBADF):
-                raise
+        with self._wake_lock:
+            fd = self._wake_w
+            if fd is None:
+                return
+            try:
+                os.write(fd, b"\0")
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EPIPE, errno.EBADF):
+                    raise
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; returns once the child is gone."""
@@ -125,9 +132,10 @@ class Child:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._wake_w is not None:
-            os.close(self._wake_w)
-            self._wake_w = None
+        with self._wake_lock:
+            if self._wake_w is not None:
+                os.close(self._wake_w)
+                self._wake_w = None
 
 
 def python_argv(module: str, *args: str) -> list[str]:

@@ -129,12 +129,21 @@ class Worker:
             helpers.append(asyncio.create_task(wakeups.listen(self.database, self._notified, stop)))
         stopper = asyncio.create_task(stop.wait())
         log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
+        loop = asyncio.get_running_loop()
+        # An eager round at least once per poll interval, however often finished runs wake the
+        # loop: a kind whose last claim found nothing is otherwise not claimed again while
+        # another kind keeps finishing runs (runs queued by other processes, retries now due).
+        next_poll = loop.time() + self.settings.poll_interval
         try:
             while not stop.is_set():
                 # Cleared before the claim, not after: a wake that arrives while the claim runs
                 # (runs committed just after its query) is then not lost until the next poll.
                 self._wake.clear()
+                if loop.time() >= next_poll:
+                    self._eager = True
                 eager, self._eager = self._eager, False
+                if eager:
+                    next_poll = loop.time() + self.settings.poll_interval
                 try:
                     await self._claim_round(eager)
                 except Exception as exc:  # the database may be restarting: wait and go on
@@ -143,11 +152,9 @@ class Worker:
                     await asyncio.wait([stopper], timeout=min(5.0, self.settings.poll_interval * 4))
                     continue
                 waker = asyncio.create_task(self._wake.wait())
-                done, _ = await asyncio.wait([waker, stopper], timeout=self.settings.poll_interval,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([waker, stopper], timeout=max(0.0, next_poll - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
-                if not done:  # the poll came round: work queued elsewhere, retries now due
-                    self._eager = True
         finally:
             await self._shutdown()
             stopper.cancel()
@@ -247,18 +254,27 @@ class Worker:
             group = [first]
             while not self._outcomes.empty() and len(group) < RECORD_GROUP:
                 group.append(self._outcomes.get_nowait())
-            try:
-                recorded = await self.writer.run(functools.partial(
-                    recording.finish_many_on, items=[i for i, _ in group], owner=self.owner,
-                    public_url=self.public_url))
-            except Exception as exc:
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for item, done in group:
+            await self._record_group(group)
+
+    async def _record_group(self, group: list[tuple[recording.Finished, asyncio.Future[bool]]]) -> None:
+        try:
+            recorded = await self.writer.run(functools.partial(
+                recording.finish_many_on, items=[i for i, _ in group], owner=self.owner,
+                public_url=self.public_url))
+        except Exception as exc:
+            if len(group) > 1:
+                # One outcome may spoil the group (a value the database refuses): each alone, so
+                # only that one waits for its lease to expire, not every run recorded with it.
+                log.warning("event=run.record_group_failed size=%d error=%s", len(group), type(exc).__name__)
+                await asyncio.gather(*(self._record_group([one]) for one in group))
+                return
+            for _, done in group:
                 if not done.done():
-                    done.set_result(item.job.id in recorded)
+                    done.set_exception(exc)
+            return
+        for item, done in group:
+            if not done.done():
+                done.set_result(item.job.id in recorded)
 
     async def _renew_loop(self) -> None:
         interval = max(0.5, self.settings.lease_seconds / 3)
@@ -305,8 +321,12 @@ class Worker:
             for task in pending:
                 task.cancel()
             if leftover:
-                released = await asyncio.to_thread(queue.release, self.database, self.owner, leftover)
-                log.info("event=worker.released jobs=%d", released)
+                try:
+                    released = await asyncio.to_thread(queue.release, self.database, self.owner, leftover)
+                except Exception as exc:  # the database is gone: the leases will expire instead
+                    log.warning("event=worker.release_failed jobs=%d error=%s", len(leftover), exc)
+                else:
+                    log.info("event=worker.released jobs=%d", released)
 
 
 @functools.lru_cache(maxsize=64)

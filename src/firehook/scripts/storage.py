@@ -147,6 +147,8 @@ class QuotaStorage:
     def _check_key(self, key: str) -> None:
         if not key:
             raise StorageRuleError("TypeError", "storage keys must be non-empty strings")
+        if "\x00" in key:  # no database stores it in a text column: refused here, not at recording
+            raise StorageRuleError("TypeError", "storage keys cannot contain NUL characters")
         size = len(key.encode("utf-8"))
         if size > self._limits.storage_key_bytes:
             raise StorageRuleError(

@@ -86,7 +86,7 @@ async def listen(database: dbmod.Database, wake: Callable[[], None], stop: async
                 wake()  # runs queued while it was not listening
                 async for _ in conn.notifies():
                     wake()
-        except psycopg.Error as exc:
+        except (psycopg.Error, OSError) as exc:
             delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
             failures += 1
             log.warning("event=listen.failed error=%s retry_in=%.1fs", type(exc).__name__, delay)

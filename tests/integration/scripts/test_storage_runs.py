@@ -102,3 +102,12 @@ def test_storage_file_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-d
     assert result.lines == ["counter 42", "x"]
     store.save(path)
     assert json.loads(path.read_text()) == {"counter": 42, "name": "x"}
+
+
+def test_a_key_with_a_nul_character_is_refused_in_the_script() -> None:
+    # refused where the script can catch it, never at recording time (no database keeps NUL in text)
+    store = scripts.MemoryStorage()
+    result = run("try { storage.set('a\\u0000b', 1) } catch (e) { console.log(e.name, e.message) }"
+                 "storage.set('ok', 1);", storage=store)
+    assert result.lines == ["TypeError storage keys cannot contain NUL characters"]
+    assert store.items() == {"ok": "1"}
