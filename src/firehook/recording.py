@@ -166,8 +166,8 @@ def start(database: dbmod.Database, job: model.Job, owner: str, public_url: str 
 
 def _reached(conn: sa.Connection, public_url: str, job: model.Job, doc: dict[str, Any],
              listeners: fanout.Listeners) -> None:
-    """The run reached a state: integrations listening to ``integration.*`` may get runs (the
-    worker polls again as soon as this run is done, so they start promptly)."""
+    """The run reached a state: integrations listening to ``integration.*`` may get runs (a
+    worker claims them at its next eager round, within a poll interval)."""
     fanout.run_reached_state(conn, public_url, job.project, job.run_pk, doc,
                              str(doc.get("parameters", {}).get("activity_type", "")), listeners)
 
