@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bench import procs
 from tests import support
 
 PATH = "/activities"
@@ -102,13 +103,7 @@ class BareProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        procs.stop_process(self.proc)
         self._err.close()
 
 

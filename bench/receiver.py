@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench import procs
 from firehook import receiver
 
 MAX_ERRORS_KEPT = 5
@@ -164,13 +165,7 @@ class ReceiverProcess:
         await self._get("/reset", "POST")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop_process(self.proc)
         self._stderr.close()
 
     def __enter__(self) -> ReceiverProcess:
