@@ -98,17 +98,10 @@ def _load(conn: sa.Connection, jobs: Sequence[model.Job]) -> dict[int, Loaded]:
     return out
 
 
-def claim_round(database: dbmod.Database, owner: str, kinds: Sequence[str], limit: int, lease_seconds: float,
-                public_url: str = "") -> list[tuple[model.Job, Loaded]]:
-    """Claim up to ``limit`` runs, mark them in progress, count their attempt and load what
-    the executors need — one transaction for the whole round."""
-    with database.write() as conn:
-        return claim_round_on(conn, owner, kinds, limit, lease_seconds, public_url)
-
-
 def claim_round_on(conn: sa.Connection, owner: str, kinds: Sequence[str], limit: int, lease_seconds: float,
                    public_url: str = "") -> list[tuple[model.Job, Loaded]]:
-    """:func:`claim_round` in the caller's write transaction."""
+    """Claim up to ``limit`` runs, mark them in progress, count their attempt and load what
+    the executors need, in the caller's write transaction (one per claim round)."""
     if limit <= 0:
         return []
     now = time.time()
@@ -172,16 +165,8 @@ def _reached(conn: sa.Connection, public_url: str, job: model.Job, doc: dict[str
                              str(doc.get("parameters", {}).get("activity_type", "")), listeners)
 
 
-def append_logs(database: dbmod.Database, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
-    """Write buffered log lines of several runs in one transaction."""
-    batches = [(pk, lines) for pk, lines in batches if lines]
-    if batches:
-        with database.write() as conn:
-            append_logs_on(conn, batches)
-
-
 def append_logs_on(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
-    """:func:`append_logs` in the caller's write transaction."""
+    """Write buffered log lines of several runs, in the caller's write transaction."""
     run_store.append_logs(conn, batches)
 
 
