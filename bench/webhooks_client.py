@@ -42,7 +42,7 @@ import aiohttp
 
 import firehook
 from bench.receiver import ReceiverProcess
-from firehook import outbound, signing, webhooks
+from firehook import outbound, outbound_aiohttp, signing, webhooks
 
 KEY = "bench-shared-key-0123456789abcdef"
 MODES = ("aiohttp_bare", "aiohttp_firehook", "lean_bare", "webhooks_send")
@@ -74,7 +74,7 @@ def signed_headers(body: bytes, delivery_id: str) -> dict[str, str]:
 def firehook_aiohttp_session(guard: outbound.Guard, concurrency: int) -> aiohttp.ClientSession:
     """The aiohttp session of ``webhooks.make_session`` before the switch (the baseline)."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0,
-                                     resolver=outbound.GuardedResolver(guard), ttl_dns_cache=10)
+                                     resolver=outbound_aiohttp.GuardedResolver(guard), ttl_dns_cache=10)
     passed: set[str] = set()
 
     async def check_literal_host(request: aiohttp.ClientRequest,

@@ -45,7 +45,8 @@ class ScriptExecutor:
     async def execute(self, ctx: RunContext) -> Outcome:
         if self._warm is None:
             self._warm = asyncio.get_running_loop().run_in_executor(self.pool, scripts.warm_up)
-        await asyncio.shield(self._warm)
+        if not self._warm.done():
+            await asyncio.shield(self._warm)
         integration = ctx.integration
         storage = kv.RunStorage(self.database, integration.id)
         call = functools.partial(

@@ -335,13 +335,3 @@ class Guard:
             # HTTP clients (aiohttp among them) refuse these spellings at send time.
             raise errors.InvalidInput.field("url", f"write the address {host} as {literal}")
 
-
-def __getattr__(name: str) -> object:
-    # The aiohttp resolver is used by tools that send with aiohttp (the benchmark's
-    # baseline), not by firehook itself: imported on first use, so that firehook's processes
-    # do not load aiohttp (~10 MiB each).
-    if name == "GuardedResolver":
-        from firehook.outbound_aiohttp import GuardedResolver
-
-        return GuardedResolver
-    raise AttributeError(name)

@@ -1,7 +1,7 @@
 """The outbound guard as an aiohttp resolver, for code that sends with aiohttp.
 
 firehook's own deliveries go through ``delivery_http``; this is for the benchmark's aiohttp
-baseline and anyone embedding the guard in an aiohttp client (``outbound.GuardedResolver``).
+baseline and anyone embedding the guard in an aiohttp client.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ class Worker:
             free = executor.concurrency - self._per_kind[kind]
             if free <= 0:
                 continue
-            if not eager and (self._drained[kind] or (free < self.batch(executor) and self._per_kind[kind] > 0)):
+            if not eager and not self._worth_a_round(kind):
                 continue
             self.claim_rounds += 1
             claimed = await self.writer.run(functools.partial(
@@ -193,10 +193,15 @@ class Worker:
     def _done(self, job: model.Job, _task: object = None) -> None:
         self.inflight.pop(job.id, None)
         self._per_kind[job.kind] -= 1
-        executor = self.executors[job.kind]
-        free = executor.concurrency - self._per_kind[job.kind]
-        if not self._drained[job.kind] and (free >= self.batch(executor) or self._per_kind[job.kind] == 0):
+        if self._worth_a_round(job.kind):
             self._wake.set()
+
+    def _worth_a_round(self, kind: str) -> bool:
+        """Freed slots of ``kind`` make a claim round: a batch of them, or all of them, and only
+        while its queue was not found empty."""
+        executor = self.executors[kind]
+        free = executor.concurrency - self._per_kind[kind]
+        return not self._drained[kind] and (free >= self.batch(executor) or self._per_kind[kind] == 0)
 
     async def _execute(self, job: model.Job, executor: Executor, loaded: recording.Loaded) -> None:
         try:

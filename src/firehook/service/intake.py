@@ -42,12 +42,11 @@ class Accepted:
     doc: dict[str, Any]
     created: bool
     runs: list[dict[str, Any]]
-    text: str | None = None  # the document's JSON, as stored
-    raw: bytes | None = None  # that text in UTF-8
+    raw: bytes  # the document's JSON as stored, in UTF-8
 
     def answer_bytes(self) -> bytes:
         """The answer's JSON, reusing the document's stored text rather than serialising it again."""
-        entity = self.raw if self.raw is not None else jsonutil.document(self.doc)[1]
+        entity = self.raw
         head = b'{"status":"created","code":201,' if self.created else b'{"status":"updated","code":200,'
         return head + b'"_embedded":{"entity":' + entity + b',"runs":' + jsonutil.answer(self.runs) + b"}}"
 
@@ -244,7 +243,7 @@ class Writer:
             if planned is not None:
                 order.append(planned)
                 runs = planned.summary()
-        return Accepted(doc=doc, created=created, runs=runs, text=text, raw=raw)
+        return Accepted(doc=doc, created=created, runs=runs, raw=raw)
 
     def _flush(self, known: dict[tuple[str, str], _Entry], now: str, order: list[_Entry | fanout.Planned],
                snapshots: list[tuple[_Entry, str, str, fanout.Planned | None]]) -> None:

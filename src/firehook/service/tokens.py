@@ -46,7 +46,7 @@ def authenticate_on(conn: sa.Connection, header: str | None) -> model.Token:
     """:func:`authenticate` inside the caller's transaction."""
     token = store.find_by_secret(conn, bearer_secret(header))
     if token is None:
-        raise errors.Unauthorized("invalid or revoked token")
+        raise invalid_token()
     return token
 
 

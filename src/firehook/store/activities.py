@@ -26,10 +26,9 @@ def _row(row: Any) -> dict[str, Any]:
     return out
 
 
-def find(conn: sa.Connection, project_id: str, activity_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-    """The activity row (``doc`` parsed), locked for update on PostgreSQL when ``lock``."""
-    query = _FIND_LOCKED if lock and conn.dialect.name == "postgresql" else _FIND
-    row = conn.execute(query, {"p": project_id, "i": activity_id}).mappings().first()
+def find(conn: sa.Connection, project_id: str, activity_id: str) -> dict[str, Any] | None:
+    """The activity row (``doc`` parsed)."""
+    row = conn.execute(_FIND, {"p": project_id, "i": activity_id}).mappings().first()
     return _row(row) if row else None
 
 
@@ -40,15 +39,13 @@ def find_by_pk(conn: sa.Connection, pk: int) -> dict[str, Any] | None:
 
 # Statements built once: building a select per call costs more than running it.
 _FIND = sa.select(activities).where(A.project_id == sa.bindparam("p"), A.id == sa.bindparam("i"))
-_FIND_LOCKED = _FIND.with_for_update()
 _SNAPSHOT_STATES = sa.select(S.state).where(S.activity_pk == sa.bindparam("pk"))
 
 
-def save(conn: sa.Connection, pk: int, doc: dict[str, Any], *, text: str | None = None,
-         updated_at: str | None = None) -> None:
+def save(conn: sa.Connection, pk: int, doc: dict[str, Any]) -> None:
     conn.execute(activities.update().where(A.pk == pk).values(
         state=doc["state"], result=doc.get("result"), environments=jsonutil.dumps(doc.get("environments") or []),
-        updated_at=doc.get("updated_at") or updated_at, doc=text if text is not None else jsonutil.dumps(doc),
+        updated_at=doc["updated_at"], doc=jsonutil.dumps(doc),
     ))
 
 

@@ -193,11 +193,8 @@ def _translated() -> Iterator[None]:
 
 
 def _constraint(e: exc.DBAPIError) -> str:
-    diag = getattr(e.orig, "diag", None)
-    name = getattr(diag, "constraint_name", None) if diag is not None else None
-    return str(name) if name else _first_line(e)[:120]
+    return raw.constraint(e.orig if e.orig is not None else e)
 
 
 def _first_line(e: exc.DBAPIError) -> str:
-    text = str(e.orig) if e.orig is not None else str(e)
-    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return raw.first_line(e.orig if e.orig is not None else e)

@@ -11,7 +11,7 @@ is run again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -30,26 +30,22 @@ class IntegrationStorage:
         self.database = database
         self.integration_id = integration_id
 
-    def _write(self, fn: Callable[[sa.Connection], None]) -> None:
+    def _write(self, op: Op) -> None:
         with self.database.write() as conn:
-            fn(conn)
+            apply(conn, [(self.integration_id, [op])])
 
     def get(self, key: str) -> str | None:
         with self.database.read() as conn:
-            return raw.cursor(conn).execute(
-                "SELECT value FROM script_storage WHERE integration_id = ? AND key = ?",
-                (self.integration_id, key)).scalar()
+            return raw.cursor(conn).execute(_GET, (self.integration_id, key)).scalar()
 
     def set(self, key: str, encoded: str) -> None:
-        self._write(lambda conn: _set(conn, self.integration_id, key, encoded))
+        self._write(("set", key, encoded))
 
     def remove(self, key: str) -> None:
-        self._write(lambda conn: _execute(conn, "DELETE FROM script_storage WHERE integration_id = ? AND key = ?",
-                                          (self.integration_id, key)))
+        self._write(("remove", key))
 
     def clear(self) -> None:
-        self._write(lambda conn: _execute(conn, "DELETE FROM script_storage WHERE integration_id = ?",
-                                          (self.integration_id,)))
+        self._write(("clear",))
 
     def total_bytes(self) -> int:
         # Summed by the database: the quota is checked on every `storage.set`, and reading up to
@@ -63,28 +59,12 @@ class IntegrationStorage:
             return {k: v for k, v in rows}
 
 
+_GET = "SELECT value FROM script_storage WHERE integration_id = ? AND key = ?"
 _SUM_PG = ("SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) FROM script_storage "
            "WHERE integration_id = ?")
 # SQLite's LENGTH counts characters of text; of a BLOB, bytes.
 _SUM_SQLITE = ("SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) "
                "FROM script_storage WHERE integration_id = ?")
-
-
-def _execute(conn: sa.Connection, statement: str, params: tuple[str, ...]) -> None:
-    raw.cursor(conn).execute(statement, params)
-
-
-def _set(conn: sa.Connection, integration_id: str, key: str, encoded: str) -> None:
-    cur = raw.cursor(conn)
-    # The integration may have been deleted while the run was going: then the write has
-    # nowhere to go, and is dropped rather than failing the foreign key.
-    if cur.execute("SELECT 1 FROM integrations WHERE id = ?", (integration_id,)).fetchone() is None:
-        return
-    cur.execute("UPDATE script_storage SET value = ? WHERE integration_id = ? AND key = ?",
-                (encoded, integration_id, key))
-    if not cur.rowcount:
-        cur.execute("INSERT INTO script_storage (integration_id, key, value) VALUES (?, ?, ?)",
-                    (integration_id, key, encoded))
 
 
 
@@ -108,9 +88,7 @@ class RunStorage:
         if key not in self._stored:
             with self.database.read() as conn:
                 cur = raw.cursor(conn)
-                self._stored[key] = cur.execute(
-                    "SELECT value FROM script_storage WHERE integration_id = ? AND key = ?",
-                    (self.integration_id, key)).scalar()
+                self._stored[key] = cur.execute(_GET, (self.integration_id, key)).scalar()
                 if self._stored_total is None:
                     self._stored_total = _total(conn, self.integration_id)
         return self._stored[key]

@@ -57,7 +57,7 @@ def _driver_error(exc: BaseException) -> bool:
     return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -72,18 +72,18 @@ def translated() -> Iterator[None]:
     except Exception as exc:
         if _integrity(exc):
             # The constraint's name is enough to say what collided; never the values.
-            raise Conflict(f"conflicts with a concurrent write ({_constraint(exc)})") from None
+            raise Conflict(f"conflicts with a concurrent write ({constraint(exc)})") from None
         if _driver_error(exc):
-            raise errors.StoreError(f"database error: {_first_line(exc)}") from None
+            raise errors.StoreError(f"database error: {first_line(exc)}") from None
         raise
 
 
-def _constraint(exc: BaseException) -> str:
+def constraint(exc: BaseException) -> str:
     diag = getattr(exc, "diag", None)
     name = getattr(diag, "constraint_name", None) if diag is not None else None
     if name:
         return str(name)
-    return _first_line(exc)[:120]
+    return first_line(exc)[:120]
 
 
 class Cursor:

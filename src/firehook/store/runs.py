@@ -35,18 +35,29 @@ class RunRow:
 def load(conn: sa.Connection, run_pks: Sequence[int]) -> dict[int, RunRow]:
     """The runs of ``run_pks`` that still exist, with their documents and snapshot bodies."""
     cur = raw.cursor(conn)
-    out: dict[int, RunRow] = {}
+    found: list[tuple[Any, ...]] = []
     pks = list(dict.fromkeys(run_pks))
     for start in range(0, len(pks), CHUNK):
         part = pks[start:start + CHUNK]
-        rows = cur.execute(
-            "SELECT r.pk, a.doc, r.integration_id, r.attempts, r.queued_at, r.started_at, s.body "
-            "FROM runs r JOIN activities a ON a.pk = r.pk JOIN snapshots s ON s.pk = r.snapshot_pk "
+        found += cur.execute(
+            "SELECT r.pk, a.doc, r.integration_id, r.attempts, r.queued_at, r.started_at, r.snapshot_pk "
+            "FROM runs r JOIN activities a ON a.pk = r.pk "
             f"WHERE r.pk IN ({raw.placeholders(len(part))})", part).fetchall()
-        for pk, doc, integration_id, attempts, queued_at, started_at, body in rows:
-            out[int(pk)] = RunRow(pk=int(pk), doc=jsonutil.loads(doc), integration_id=integration_id,
-                                  attempts=int(attempts), queued_at=float(queued_at),
-                                  started_at=None if started_at is None else float(started_at), body=body)
+    # The runs of one activity's state share a snapshot (ten webhooks, one body): read once each.
+    bodies: dict[int, str] = {}
+    snapshots = list({int(row[6]) for row in found})
+    for start in range(0, len(snapshots), CHUNK):
+        part = snapshots[start:start + CHUNK]
+        bodies.update((int(pk), body) for pk, body in cur.execute(
+            f"SELECT pk, body FROM snapshots WHERE pk IN ({raw.placeholders(len(part))})", part).fetchall())
+    out: dict[int, RunRow] = {}
+    for pk, doc, integration_id, attempts, queued_at, started_at, snapshot_pk in found:
+        body = bodies.get(int(snapshot_pk))
+        if body is None:  # deleted with its activity meanwhile: the run is gone too
+            continue
+        out[int(pk)] = RunRow(pk=int(pk), doc=jsonutil.loads(doc), integration_id=integration_id,
+                              attempts=int(attempts), queued_at=float(queued_at),
+                              started_at=None if started_at is None else float(started_at), body=body)
     return out
 
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from firehook import errors, outbound
+from firehook import errors, outbound, outbound_aiohttp
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -203,7 +203,7 @@ def test_check_url_accepts_allowed_and_global_literals() -> None:
 
 def test_guarded_resolver_returns_only_checked_addresses() -> None:
     async def resolve(guard: outbound.Guard, host: str, family: int = 0) -> list[str]:
-        resolver = outbound.GuardedResolver(guard)
+        resolver = outbound_aiohttp.GuardedResolver(guard)
         results = await resolver.resolve(host, 443, family=socket.AddressFamily(family))
         await resolver.close()
         assert all(r["hostname"] == host and r["port"] == 443 for r in results)
