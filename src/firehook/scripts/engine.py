@@ -84,9 +84,9 @@ def _lean_host_call(instance: Any, host: HostFunction) -> Callable[[int, int, in
     The prelude only ever calls ``__fh`` with one string (operation, newline, argument) and
     expects a string back, so the name lookup and the generic argument marshalling (a type
     probe and a dozen guest calls per argument) are skipped, and strings are copied in and out
-    of guest memory directly (bounds-checked against its size, as the library does). Any failure
-    returns the library's error sentinel,
-    which the guest turns into a sanitized ``HostError`` without host details.
+    of guest memory directly (bounds-checked against its size, as the library does — its size
+    *after* each guest call, since any of them may grow it). Any failure returns the library's
+    error sentinel, which the guest turns into a sanitized ``HostError`` without host details.
     """
     call, store, memory = instance.c, instance.store, instance.mem
     # The prelude passes a string primitive, so reading it runs no script code: no need to
@@ -106,7 +106,8 @@ def _lean_host_call(instance: Any, host: HostFunction) -> Callable[[int, int, in
             if get_string(store, handle) != qjs_engine.STATUS_OK:
                 return qjs_engine.HOST_CALL_ERROR
             length, pointer = call("qjs_last_len"), call("qjs_last_ptr")
-            if not (0 <= length and 0 <= pointer and pointer + length <= size):
+            # Read again: copying the string out may have grown the memory.
+            if not (0 <= length and 0 <= pointer and pointer + length <= memory.data_len(store)):
                 return qjs_engine.HOST_CALL_ERROR
             text = ctypes.string_at(base() + pointer, length).decode("utf-8", "surrogatepass")
             call("qjs_result_free")
