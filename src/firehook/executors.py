@@ -6,15 +6,12 @@ webhook sender, and turn what those report into a worker Outcome.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import functools
-import os
 import time
 
 import firehook
 from firehook import delivery_http, masking, model, outbound, scripts, timefmt, webhooks
 from firehook import settings as settings_mod
+from firehook.scripts import pool as pool_mod
 from firehook.service.integrations import script_variables
 from firehook.store import db as dbmod
 from firehook.store import kv
@@ -24,34 +21,25 @@ PREFETCH = 4
 
 
 class ScriptExecutor:
-    """Runs activity scripts in a thread pool, so scripts use every core."""
+    """Runs activity scripts in a pool of child processes (:mod:`firehook.scripts.pool`)."""
 
     kind = "script"
 
     def __init__(self, database: dbmod.Database, settings: settings_mod.Settings) -> None:
         self.database = database
         self.settings = settings
-        threads = int(settings.workers) or os.cpu_count() or 2
-        # Claim a few runs per thread: while one thread's run executes, the next runs' claim and
-        # start transactions are already done, so no thread waits on the database between runs.
-        self.concurrency = threads * PREFETCH
+        self.pool = pool_mod.ScriptPool(pool_mod.default_size(int(settings.workers)))
+        # Claim a few runs per child: while one child's run executes, the next runs' claim and
+        # start transactions are already done, so no child waits on the database between runs.
+        self.concurrency = self.pool.size * PREFETCH
         self.limits = scripts.ScriptLimits.from_settings(settings)
-        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="firehook-script")
-        # The engine and the Underscore heap image (~45 MiB) are built when the first script
-        # run arrives, before its time limit starts, so a worker that runs no scripts never
-        # carries them.
-        self._warm: asyncio.Future[None] | None = None
 
     async def execute(self, ctx: RunContext) -> Outcome:
-        if self._warm is None:
-            self._warm = asyncio.get_running_loop().run_in_executor(self.pool, scripts.warm_up)
-        if not self._warm.done():
-            await asyncio.shield(self._warm)
         integration = ctx.integration
         storage = kv.RunStorage(self.database, integration.id)
-        call = functools.partial(
-            scripts.run_script,
-            integration.script or "",
+        result = await self.pool.run(pool_mod.Request(
+            project_id=integration.project,
+            source=integration.script or "",
             activity_json=ctx.body,
             project=ctx.project,
             variables=script_variables(ctx.variables_list),
@@ -59,15 +47,14 @@ class ScriptExecutor:
             limits=self.limits,
             log=masking.Masker(masking.sensitive_values(ctx.variables_list)).wrap(ctx.log),
             outbound_allow=self.settings.outbound_allow,
-        )
-        result = await asyncio.get_running_loop().run_in_executor(self.pool, call)
+        ))
         # Scripts are not retried when they fail by their own fault: they may have side effects.
         # Its storage writes are recorded with its outcome, in one transaction.
         return Outcome(result=model.Result.SUCCESS.value if result.success else model.Result.FAILURE.value,
-                       storage=storage.ops())
+                       storage=storage.ops(), began_at=result.began_at)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+        await self.pool.aclose()
 
 
 def signing_keys(integration: model.Integration, now: float) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import fanout, model, queue, timefmt
+from firehook.turns import Turns
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
 from firehook.store import kv
@@ -65,6 +66,8 @@ class Finished:
     # since, so recording need not read it back.
     started: Loaded | None = None
     storage: Sequence[kv.Op] = ()  # a script run's storage writes (store.kv.RunStorage)
+    turn: str | None = None  # the integration whose turn (firehook.turns) this run held
+    began_at: float | None = None  # when the script began in its process (the rest was waiting)
 
 
 def _timings(doc: dict[str, Any]) -> dict[str, Any]:
@@ -99,13 +102,16 @@ def _load(conn: sa.Connection, jobs: Sequence[model.Job]) -> dict[int, Loaded]:
 
 
 def claim_round_on(conn: sa.Connection, owner: str, kinds: Sequence[str], limit: int, lease_seconds: float,
-                   public_url: str = "") -> list[tuple[model.Job, Loaded]]:
+                   public_url: str = "", turns: Turns | None = None) -> list[tuple[model.Job, Loaded]]:
     """Claim up to ``limit`` runs, mark them in progress, count their attempt and load what
-    the executors need, in the caller's write transaction (one per claim round)."""
+    the executors need, in the caller's write transaction (one per claim round). With
+    ``turns``, script runs whose integration another worker is running are left for later."""
     if limit <= 0:
         return []
     now = time.time()
     jobs = queue.claim_on(conn, owner, kinds, limit, lease_seconds, now)
+    if turns is not None and jobs:
+        jobs, _ = turns.claimed(conn, jobs, now, now + lease_seconds)
     if not jobs:
         return []
     loaded = _start(conn, jobs, now, public_url)
@@ -215,14 +221,18 @@ def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
         return finish_many_on(conn, items, owner, public_url)
 
 
-def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, public_url: str = "") -> set[int]:
-    """:func:`finish_many` in the caller's write transaction."""
+def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, public_url: str = "",
+                   turns: Turns | None = None) -> set[int]:
+    """:func:`finish_many` in the caller's write transaction; with ``turns``, the turns of
+    the finished script runs' integrations end (recorded or not, this worker is done with them)."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
     recorded = queue.complete_many(conn, [i.job.id for i in items if i.retry_at is None], owner)
     for item in items:
         if item.retry_at is not None and queue.retry_at(conn, item.job.id, owner, item.retry_at):
             recorded.add(item.job.id)
+    if turns is not None:
+        turns.finished(conn, [(i.turn, i.job.id) for i in items if i.turn is not None])
     kept = [i for i in items if i.job.id in recorded]
     kv.apply(conn, [(i.started.integration.id, i.storage) for i in kept
                     if i.storage and i.started is not None and i.started.integration is not None])
@@ -242,8 +252,11 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
         doc.update({"state": "complete", "result": item.result, "completed_at": stamp, "updated_at": stamp,
                     "completion_percent": 100})
         timings = _timings(doc)
-        if run.started_at is not None:
-            timings["execute"] = round(now - float(run.started_at), 3)
+        began = item.began_at if item.began_at is not None else run.started_at
+        if began is not None:
+            timings["execute"] = round(max(0.0, now - float(began)), 3)
+        if item.began_at is not None:  # queued, then waiting for a turn or a script process
+            timings["wait"] = round(max(0.0, item.began_at - run.queued_at), 3)
         timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
         doc["timings"] = timings
         saves.append((item.job, doc))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from firehook import metrics, model, queue, recording, timefmt
+from firehook import metrics, model, queue, recording, timefmt, turns
 from firehook import settings as settings_mod
 from firehook.store import db as dbmod
 from firehook.store import wakeups
@@ -39,6 +39,7 @@ class Outcome:
     retry_at: float | None = None
     attempt: model.Attempt | None = None
     storage: Sequence[tuple[str, ...]] = ()  # a script's storage writes, recorded with the outcome
+    began_at: float | None = None  # when the execution itself began (epoch seconds), if later than the claim
 
 
 class RunContext:
@@ -102,6 +103,9 @@ class Worker:
         self._eager = True
         self._drained: dict[str, bool] = {k: False for k in self.executors}
         self.claim_rounds = 0  # claim transactions made (for tests and benchmarks)
+        self.turns = turns.Turns(self.owner)
+        self._turn_of: dict[int, str] = {}  # job id → its script integration
+        self._gated = 0  # script runs held here that wait for their integration's turn
 
     def wake(self) -> None:
         """Thread-safe: ask the loop to claim now (new jobs were queued in this process)."""
@@ -161,6 +165,10 @@ class Worker:
             for task in helpers:
                 task.cancel()
             await self._flush_logs()
+            try:
+                await self.writer.run(self.turns.give_back_all)
+            except Exception as exc:  # the database is gone: the turns expire instead
+                log.warning("event=worker.turns_release_failed error=%s", exc)
             for executor in self.executors.values():
                 await executor.aclose()
             await asyncio.to_thread(self.writer.close)
@@ -172,7 +180,7 @@ class Worker:
         kind with runs in flight waits for a batch of free slots."""
         total = 0
         for kind, executor in self.executors.items():
-            free = executor.concurrency - self._per_kind[kind]
+            free = self._free(kind)
             if free <= 0:
                 continue
             if not eager and not self._worth_a_round(kind):
@@ -180,8 +188,10 @@ class Worker:
             self.claim_rounds += 1
             claimed = await self.writer.run(functools.partial(
                 recording.claim_round_on, owner=self.owner, kinds=[kind], limit=free,
-                lease_seconds=self.settings.lease_seconds, public_url=self.public_url))
+                lease_seconds=self.settings.lease_seconds, public_url=self.public_url, turns=self.turns))
             for job, item in claimed:
+                if job.kind == "script":
+                    self._turn_of[job.id] = item.integration.id if item.integration is not None else ""
                 self._per_kind[kind] += 1
                 task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
@@ -192,23 +202,55 @@ class Worker:
 
     def _done(self, job: model.Job, _task: object = None) -> None:
         self.inflight.pop(job.id, None)
+        turn = self._turn_of.pop(job.id, None)
+        if turn:
+            self.turns.forget(turn, job.id)
         self._per_kind[job.kind] -= 1
         if self._worth_a_round(job.kind):
             self._wake.set()
+
+    def _free(self, kind: str) -> int:
+        """Slots of ``kind`` free for a claim. Script runs waiting for their integration's turn
+        do not hold one (so other integrations' runs go on), up to four times the slots."""
+        executor = self.executors[kind]
+        held = self._per_kind[kind]
+        if kind != "script":
+            return executor.concurrency - held
+        return min(executor.concurrency - (held - self._gated), executor.concurrency * 4 - held)
 
     def _worth_a_round(self, kind: str) -> bool:
         """Freed slots of ``kind`` make a claim round: a batch of them, or all of them, and only
         while its queue was not found empty."""
         executor = self.executors[kind]
-        free = executor.concurrency - self._per_kind[kind]
+        free = self._free(kind)
         return not self._drained[kind] and (free >= self.batch(executor) or self._per_kind[kind] == 0)
 
     async def _execute(self, job: model.Job, executor: Executor, loaded: recording.Loaded) -> None:
+        turn = self._turn_of.get(job.id)
+        if not turn:
+            await self._execute_now(job, executor, loaded, None)
+            return
+        # Runs of one script integration never overlap: each waits for the earlier ones held
+        # here, and keeps its turn until its outcome (and storage writes) are recorded.
+        gated = self.turns.busy(turn)
+        if gated:  # it waits for its turn: a slot for another integration's run meanwhile
+            self._gated += 1
+        try:
+            async with self.turns.turn(turn):
+                if gated:
+                    gated, self._gated = False, self._gated - 1
+                await self._execute_now(job, executor, loaded, turn)
+        finally:
+            if gated:
+                self._gated -= 1
+
+    async def _execute_now(self, job: model.Job, executor: Executor, loaded: recording.Loaded,
+                           turn: str | None) -> None:
         try:
             if loaded.integration is None:
                 reason = "the integration was deleted before this run could execute"
                 await self._record(recording.Finished(
-                    job=job, logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")]), loaded)
+                    job=job, logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")], turn=turn), loaded)
                 return
             if loaded.attempt == 1:
                 _wait_metric(job.kind).observe(max(0.0, time.time() - loaded.queued_at))
@@ -230,7 +272,7 @@ class Worker:
                                           integration_id=ctx.integration.id,
                                           was_failing=ctx.integration.failing_since is not None)
             await self._record(recording.Finished(job=job, result=outcome.result, retry_at=outcome.retry_at,
-                                                  storage=outcome.storage,
+                                                  storage=outcome.storage, turn=turn, began_at=outcome.began_at,
                                                   logs=lines, attempt=outcome.attempt, health=health,
                                                   started=loaded), loaded)
         except asyncio.CancelledError:
@@ -265,7 +307,7 @@ class Worker:
         try:
             recorded = await self.writer.run(functools.partial(
                 recording.finish_many_on, items=[i for i, _ in group], owner=self.owner,
-                public_url=self.public_url))
+                public_url=self.public_url, turns=self.turns))
         except Exception as exc:
             if len(group) > 1:
                 # One outcome may spoil the group (a value the database refuses): each alone, so
@@ -297,6 +339,12 @@ class Worker:
             for pk in set(pks) - held:
                 if pk in self.inflight:
                     log.warning("event=run.lease_lost job=%s", pk)
+            if self._turn_of:
+                try:
+                    await self.writer.run(functools.partial(
+                        self.turns.renew, until=time.time() + self.settings.lease_seconds))
+                except Exception as exc:
+                    log.warning("event=worker.turn_renew_failed error=%s", exc)
 
     async def _flush_loop(self) -> None:
         while True:

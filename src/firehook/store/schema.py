@@ -130,6 +130,16 @@ jobs = sa.Table(
     sa.Index("ix_jobs_order", "ordering_key", "pk"),
 )
 
+# The worker whose turn it is to run an integration's scripts (runs of one script integration
+# never overlap): held while that worker holds any run of it, expiring like a job's lease.
+integration_leases = sa.Table(
+    "integration_leases",
+    metadata,
+    sa.Column("integration_id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 project_clocks = sa.Table(
     "project_clocks",
     metadata,

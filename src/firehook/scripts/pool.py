@@ -1,0 +1,367 @@
+"""A supervised pool of child processes that run activity scripts (SPEC §4.5).
+
+Scripts never run in the process that asks for them (the worker, or the API for dry runs
+and ``validate``): each run goes to a child (:mod:`firehook.scripts.child`) that holds a built
+engine and starts every run from the prelude's pristine heap image. The parent keeps what a
+child must not be trusted with:
+
+- **The deadline.** The engine stops a script at its time limit itself; should the child not
+  answer by then plus :data:`KILL_GRACE` (a compile that never yields, a native hang), the
+  parent kills it, the run fails with the time-limit message and a new child takes its place.
+- **Faults.** A child that dies during a run costs that run (failed, saying the script's
+  process stopped) and nothing else; the next run gets a new child.
+- **Fair slots.** ``size`` children (one per core by default) are shared by every project,
+  but no project holds more than half of them while another project's run waits: a free
+  child goes first to the oldest run of a project below that share, and when every child is
+  busy and a run of such a project waits, a spare child is started for it (at most ``size``
+  spares, each stopped once the pool is back to its size). So two runaway scripts of one
+  project never keep another project's trivial run waiting for their deadline.
+- **Storage.** The run's storage stays in the parent (the worker records its writes with the
+  run's outcome); the child's storage calls are answered here.
+
+Children start lazily, at the first run: a process that never runs a script never holds an
+engine (about 45 MiB each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from firehook.scripts import limits as limits_mod
+from firehook.scripts import protocol
+from firehook.scripts.child import PARENT_ENV
+from firehook.scripts.limits import ScriptLimits
+from firehook.scripts.storage import MemoryStorage, StorageBackend
+
+log = logging.getLogger("firehook.scripts.pool")
+
+KILL_GRACE = 2.0  # seconds past a run's time limit before its child is killed
+START_TIMEOUT = 120.0  # seconds a new child may take to build its engine
+_STORAGE_OPS = frozenset({"get", "set", "remove", "clear", "total_bytes"})
+
+
+@dataclasses.dataclass
+class Request:
+    """One run to make. ``log`` gets each log line (on the pool's event loop); ``storage`` is
+    called from a thread unless it is a :class:`MemoryStorage`."""
+
+    project_id: str
+    source: str
+    activity_json: str
+    project: Mapping[str, Any]
+    variables: Mapping[str, Any]
+    storage: StorageBackend
+    limits: ScriptLimits
+    log: Callable[[str], None]
+    outbound_allow: Sequence[str] = ()
+    dry_fetch: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """How a run ended (as :class:`firehook.scripts.ScriptOutcome`), and when its child began
+    it: ``began_at`` (epoch seconds) and ``waited`` (seconds in the pool's queue)."""
+
+    success: bool
+    error: str | None
+    limit: str | None
+    duration_ms: float
+    began_at: float
+    waited: float
+
+
+class _Job:
+    __slots__ = ("request", "future", "queued", "queued_wall")
+
+    def __init__(self, request: Request, future: asyncio.Future[Result]) -> None:
+        self.request = request
+        self.future = future
+        self.queued = time.monotonic()
+        self.queued_wall = time.time()
+
+
+class _Child:
+    """One child process and the run it is making."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.job: _Job | None = None
+        self.dead = False  # killed (or found dead): never given another run
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(protocol.encode(message))
+        await self.proc.stdin.drain()
+
+    async def receive(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        try:
+            head = await self.proc.stdout.readexactly(protocol.HEADER.size)
+            (size,) = protocol.HEADER.unpack(head)
+            if size > protocol.MAX_MESSAGE:
+                raise protocol.Closed(f"message of {size} bytes")
+            return protocol.decode(await self.proc.stdout.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise protocol.Closed(str(exc)) from None
+
+    def kill(self) -> None:
+        self.dead = True
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+
+class ScriptPool:
+    """Script runs in ``size`` child processes (plus spares for fairness). Bound to the event
+    loop it is first used on."""
+
+    def __init__(self, size: int, *, kill_grace: float = KILL_GRACE, env: Mapping[str, str] | None = None) -> None:
+        self.size = max(1, int(size))
+        self.share = max(1, self.size // 2)  # the most one project holds while others wait
+        self.max_children = self.size * 2
+        self.kill_grace = kill_grace
+        self._env = dict(env if env is not None else os.environ)
+        self._env[PARENT_ENV] = str(os.getpid())
+        self._idle: list[_Child] = []
+        self._busy: set[_Child] = set()
+        self._starting = 0
+        self._waiting: collections.deque[_Job] = collections.deque()
+        self._holding: collections.Counter[str] = collections.Counter()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        # What happened, for tests, metrics and the benchmark.
+        self.started = 0
+        self.killed = 0
+        self.crashed = 0
+
+    # --- the caller's side ------------------------------------------------------------------
+
+    async def run(self, request: Request) -> Result:
+        """Run a script in a child; never raises for the script's faults."""
+        if self._closed:
+            raise RuntimeError("the script pool is closed")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        job = _Job(request, future)
+        self._waiting.append(job)
+        self._dispatch()
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The caller went away (shutdown): a queued run is forgotten, a running one ends
+            # with its child, which is stopped so that it does not go on alone.
+            if job in self._waiting:
+                self._waiting.remove(job)
+            for child in list(self._busy):
+                if child.job is job:
+                    child.kill()
+            raise
+
+    def pids(self) -> list[int]:
+        """The children alive now (for tests and the benchmark)."""
+        return [c.pid for c in (*self._idle, *self._busy)]
+
+    def holding(self) -> dict[str, int]:
+        """Busy children per project."""
+        return {p: n for p, n in self._holding.items() if n}
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Stop every child: idle ones at once, busy ones are killed (their runs fail)."""
+        self._closed = True
+        for job in self._waiting:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("the script pool was stopped"))
+        self._waiting.clear()
+        children = [*self._idle, *self._busy]
+        self._idle.clear()
+        for child in children:
+            if child.job is not None:
+                child.kill()
+            elif child.proc.stdin is not None:
+                child.proc.stdin.close()
+        for child in children:
+            try:
+                await asyncio.wait_for(child.proc.wait(), timeout)
+            except TimeoutError:
+                child.kill()
+                await child.proc.wait()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- choosing who goes next ----------------------------------------------------------------
+
+    def _next(self, *, fair_only: bool) -> _Job | None:
+        """The oldest waiting run of a project below its share, else (unless ``fair_only``) the
+        oldest waiting run."""
+        for job in self._waiting:
+            if self._holding[job.request.project_id] < self.share:
+                return job
+        if fair_only or not self._waiting:
+            return None
+        return self._waiting[0]
+
+    def _dispatch(self) -> None:
+        while self._waiting and self._idle:
+            extra = len(self._idle) + len(self._busy) > self.size  # a spare may serve only fairness
+            job = self._next(fair_only=extra)
+            if job is None:
+                break
+            child = self._idle.pop()
+            self._waiting.remove(job)
+            self._begin(child, job)
+        # Children to start: up to the pool's size for whatever waits, and spares for runs
+        # of projects below their share when every child is busy.
+        alive = len(self._idle) + len(self._busy) + self._starting
+        waiting = len(self._waiting)
+        want = min(waiting - self._starting, self.size - alive)
+        if want <= 0 and alive < self.max_children and not self._idle and self._starting == 0:
+            if self._next(fair_only=True) is not None:
+                want = 1
+        for _ in range(max(0, want)):
+            self._spawn_soon()
+        # Spares nobody needs go away.
+        while self._idle and len(self._idle) + len(self._busy) > self.size and self._next(fair_only=True) is None:
+            self._retire(self._idle.pop())
+
+    def _begin(self, child: _Child, job: _Job) -> None:
+        child.job = job
+        self._busy.add(child)
+        self._holding[job.request.project_id] += 1
+        self._track(self._drive(child, job))
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- children --------------------------------------------------------------------------------
+
+    def _spawn_soon(self) -> None:
+        self._starting += 1
+        self._track(self._spawn())
+
+    async def _spawn(self) -> None:
+        child: _Child | None = None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "firehook.scripts.child", env=self._env,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=False)
+            child = _Child(proc)
+            ready = await asyncio.wait_for(child.receive(), START_TIMEOUT)
+            if ready.get("t") != "ready":
+                raise protocol.Closed(f"expected ready, got {ready.get('t')!r}")
+        except Exception as exc:  # noqa: BLE001 - a child that cannot start is retried by the next run
+            log.error("event=script_pool.start_failed error=%s", f"{type(exc).__name__}: {exc}")
+            if child is not None:
+                child.kill()
+                await child.proc.wait()
+            self._starting -= 1
+            await asyncio.sleep(1.0)  # not a tight loop of failing starts
+            if not self._closed:
+                self._dispatch()
+            return
+        self._starting -= 1
+        self.started += 1
+        if self._closed:
+            child.kill()
+            await child.proc.wait()
+            return
+        self._idle.append(child)
+        self._dispatch()
+
+    def _retire(self, child: _Child) -> None:
+        if child.proc.stdin is not None:
+            child.proc.stdin.close()  # it exits at the end of its input
+        self._track(child.proc.wait())
+
+    async def _drive(self, child: _Child, job: _Job) -> None:
+        request = job.request
+        began_wall, began = time.time(), time.monotonic()
+        deadline = began + request.limits.timeout + self.kill_grace
+        result: Result | None = None
+        try:
+            await child.send({
+                "t": "run", "source": request.source, "activity_json": request.activity_json,
+                "project": request.project, "variables": request.variables,
+                "limits": dataclasses.asdict(request.limits),
+                "outbound_allow": list(request.outbound_allow), "dry_fetch": request.dry_fetch,
+            })
+            while result is None:
+                message = await asyncio.wait_for(child.receive(), max(0.0, deadline - time.monotonic()))
+                kind = message.get("t")
+                if kind == "log":
+                    request.log(str(message.get("line", "")))
+                elif kind == "call":
+                    await child.send(await _storage_call(request.storage, message))
+                elif kind == "done":
+                    result = Result(bool(message.get("success")), message.get("error"), message.get("limit"),
+                                    float(message.get("duration_ms") or 0.0), began_wall, began - job.queued)
+        except TimeoutError:
+            self.killed += 1
+            child.kill()
+            log.warning("event=script_pool.killed pid=%d project=%s reason=deadline", child.pid, request.project_id)
+            text = f"time limit of {limits_mod.describe_seconds(request.limits.timeout)} s exceeded"
+            request.log(text)
+            result = self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
+        except (protocol.Closed, BrokenPipeError, ConnectionError):
+            self.crashed += 1
+            child.kill()
+            code = await child.proc.wait()
+            how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            log.warning("event=script_pool.crashed pid=%d project=%s how=%s", child.pid, request.project_id, how)
+            text = f"the script's process stopped unexpectedly ({how}); the run was stopped"
+            request.log(text)
+            result = self._failed(job, began, began_wall, text, None)
+        finally:
+            self._busy.discard(child)
+            self._holding[request.project_id] -= 1
+            child.job = None
+            if result is None:  # cancelled with the pool
+                child.kill()
+            if child.dead or child.proc.returncode is not None:
+                self._track(child.proc.wait())  # reaped
+            else:
+                self._idle.append(child)
+            if result is not None and not job.future.done():
+                job.future.set_result(result)
+            if not self._closed:
+                self._dispatch()
+
+    @staticmethod
+    def _failed(job: _Job, began: float, began_wall: float, text: str, limit: str | None) -> Result:
+        return Result(False, text, limit, (time.monotonic() - began) * 1000, began_wall, began - job.queued)
+
+
+async def _storage_call(storage: StorageBackend, message: dict[str, Any]) -> dict[str, Any]:
+    op, args = message.get("op"), message.get("args") or []
+    if op not in _STORAGE_OPS or not isinstance(args, list):
+        return {"t": "reply", "error": f"unknown storage operation {op!r}"}
+    method = getattr(storage, str(op))
+    try:
+        if isinstance(storage, MemoryStorage):
+            value = method(*args)
+        else:
+            value = await asyncio.to_thread(method, *args)
+    except Exception as exc:  # noqa: BLE001 - the script sees a storage error, the run goes on
+        log.warning("event=script_pool.storage_failed op=%s error=%s", op, type(exc).__name__)
+        return {"t": "reply", "error": "the storage is unavailable (database error)"}
+    return {"t": "reply", "value": value}
+
+
+def default_size(setting: int) -> int:
+    """``FIREHOOK_WORKERS``: children per pool (0: one per core)."""
+    return int(setting) or os.cpu_count() or 2

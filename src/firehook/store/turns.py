@@ -1,0 +1,60 @@
+"""The SQL of integration turns (:mod:`firehook.turns`): one lease row per script integration
+that a worker is running, on the DB-API of the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import sqlalchemy as sa
+
+from firehook.store import raw
+
+# Taken when free, expired, or already ours (then extended); RETURNING says which were taken.
+_TAKE = (
+    "INSERT INTO integration_leases (integration_id, owner, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (integration_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
+    " WHERE integration_leases.owner = excluded.owner OR integration_leases.expires_at < ?"
+    " RETURNING integration_id"
+)
+
+
+def integrations_of(conn: sa.Connection, run_pks: Collection[int]) -> dict[int, str]:
+    """The integration of each run."""
+    if not run_pks:
+        return {}
+    listed = sorted(run_pks)
+    cur = raw.cursor(conn).execute(
+        f"SELECT pk, integration_id FROM runs WHERE pk IN ({raw.placeholders(len(listed))})", listed)
+    return {int(pk): str(integration) for pk, integration in cur.fetchall()}
+
+
+def take(conn: sa.Connection, owner: str, integration_ids: Sequence[str], now: float, until: float) -> set[str]:
+    """Take (or extend) the leases of ``integration_ids`` that nobody else holds; returns them."""
+    cur = raw.cursor(conn)
+    taken: set[str] = set()
+    for integration_id in integration_ids:  # one statement each: RETURNING of one upsert
+        rows = cur.execute(_TAKE, (integration_id, owner, until, now)).fetchall()
+        taken.update(str(row[0]) for row in rows)
+    return taken
+
+
+def give_back(conn: sa.Connection, owner: str, integration_ids: Collection[str]) -> None:
+    if not integration_ids:
+        return
+    listed = sorted(integration_ids)
+    raw.cursor(conn).execute(
+        f"DELETE FROM integration_leases WHERE owner = ? AND integration_id IN ({raw.placeholders(len(listed))})",
+        (owner, *listed))
+
+
+def renew(conn: sa.Connection, owner: str, integration_ids: Collection[str], until: float) -> None:
+    if not integration_ids:
+        return
+    listed = sorted(integration_ids)
+    raw.cursor(conn).execute(
+        f"UPDATE integration_leases SET expires_at = ? WHERE owner = ?"
+        f" AND integration_id IN ({raw.placeholders(len(listed))})", (until, owner, *listed))
+
+
+def give_back_all(conn: sa.Connection, owner: str) -> None:
+    raw.cursor(conn).execute("DELETE FROM integration_leases WHERE owner = ?", (owner,))

@@ -1,0 +1,130 @@
+"""Runs of one script integration take turns (SPEC §4.4): they never overlap, so a script's
+read-modify-write of its storage never loses an update, while different integrations run in
+parallel.
+
+Two layers, because a run's storage writes are recorded with its outcome, after it ran:
+
+- **Across workers**, a lease per integration (``integration_leases``): a worker takes it in
+  the transaction that claims a run of the integration and keeps it while it holds any run
+  of it (renewed with its job leases, expiring with them if the worker dies); it gives it
+  back in the transaction that records the last of them. A claimed run whose integration's
+  lease another worker holds is parked for :data:`RETRY_SECONDS` and claimed again later.
+  How many runs of each integration this worker holds is only read and changed inside its
+  writer's transactions (one thread, in commit order), so a lease is never given back while a
+  claim that just took one of its runs is committed.
+- **Within the worker**, an asyncio lock per integration: the runs it holds execute one after
+  the other, in claim order (which is queue order), and each keeps its turn until its outcome
+  is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from firehook import model
+from firehook.store import jobs as job_store
+from firehook.store import turns as store
+
+RETRY_SECONDS = 1.0
+
+
+class Turns:
+    """One worker's turns."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        # integration → the runs of it this worker holds. Changed in the writer's transactions
+        # (and runs are forgotten from the loop once done), so under a lock. Removals are
+        # idempotent: the writer runs a group's writes again after a failed one.
+        self._held: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: collections.Counter[str] = collections.Counter()  # event loop only
+
+    # --- inside the writer's transactions -------------------------------------------------------
+
+    def claimed(self, conn: sa.Connection, jobs: Sequence[model.Job], now: float,
+                until: float) -> tuple[list[model.Job], dict[int, str]]:
+        """Of freshly claimed ``jobs``, those this worker may run (their integration's lease
+        taken) and the integration of each script job; the others are parked again."""
+        scripts = [job for job in jobs if job.kind == "script"]
+        if not scripts:
+            return list(jobs), {}
+        integration_of = store.integrations_of(conn, [job.run_pk for job in scripts])
+        wanted = sorted({integration_of[job.run_pk] for job in scripts if job.run_pk in integration_of})
+        taken = store.take(conn, self.owner, wanted, now, until)
+        kept: list[model.Job] = []
+        turn_of: dict[int, str] = {}
+        with self._lock:
+            for job in jobs:
+                integration = integration_of.get(job.run_pk) if job.kind == "script" else None
+                if integration is not None and integration not in taken:
+                    job_store.park(conn, self.owner, job.id, now + RETRY_SECONDS)
+                    continue
+                if integration is not None:
+                    self._held.setdefault(integration, set()).add(job.id)
+                    turn_of[job.id] = integration
+                kept.append(job)
+        return kept, turn_of
+
+    def finished(self, conn: sa.Connection, runs: Iterable[tuple[str, int]]) -> None:
+        """These ``(integration, job id)`` are recorded (or given up): the leases no held run
+        needs any more are given back."""
+        idle: set[str] = set()
+        with self._lock:
+            for integration, job_id in runs:
+                held = self._held.get(integration)
+                if held is not None:
+                    held.discard(job_id)
+                if not held:
+                    self._held.pop(integration, None)
+                    idle.add(integration)
+        store.give_back(conn, self.owner, idle)
+
+    def forget(self, integration: str, job_id: int) -> None:
+        """A run is done with, recorded or not (its lease, if still held, expires or is given
+        back with the integration's next finished run)."""
+        with self._lock:
+            held = self._held.get(integration)
+            if held is not None:
+                held.discard(job_id)
+                if not held:
+                    del self._held[integration]
+
+    def renew(self, conn: sa.Connection, until: float) -> None:
+        with self._lock:
+            integrations = sorted(self._held)
+        store.renew(conn, self.owner, integrations, until)
+
+    def give_back_all(self, conn: sa.Connection) -> None:
+        with self._lock:
+            self._held.clear()
+        store.give_back_all(conn, self.owner)
+
+    # --- on the event loop ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def turn(self, integration_id: str) -> AsyncIterator[None]:
+        """Wait for the integration's earlier runs in this worker, and hold the turn."""
+        lock = self._locks.get(integration_id)
+        if lock is None:
+            lock = self._locks[integration_id] = asyncio.Lock()
+        self._waiting[integration_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[integration_id] -= 1
+            if self._waiting[integration_id] <= 0:
+                del self._waiting[integration_id]
+                self._locks.pop(integration_id, None)
+
+    def busy(self, integration_id: str) -> bool:
+        """Whether a run of the integration holds (or waits for) its turn in this worker."""
+        return self._waiting.get(integration_id, 0) > 0
