@@ -210,10 +210,16 @@ class Sandbox:
         except BaseException as exc:  # noqa: BLE001 - _failure re-raises what is not ours
             raise self._failure(exc) from None
 
-    def run_jobs(self) -> None:
-        """Run queued promise jobs until none is left (or the interrupt poll stops them)."""
+    def run_jobs(self, stop: Callable[[], bool]) -> None:
+        """Run queued promise jobs until none is left or ``stop()`` says so.
+
+        The guest runs jobs in batches and swallows a job's exception — the interrupt poll's
+        too — so a job stopped at the deadline does not end the drain by itself, and a chain
+        of jobs with no loop in them is never polled at all: ``stop`` is asked between batches.
+        """
         try:
-            while self._ctx._engine_ctx.run_pending_jobs() > 0:  # private: no public drain
+            # private: no public drain
+            while not stop() and self._ctx._engine_ctx.run_pending_jobs() > 0:
                 pass
         except BaseException as exc:  # noqa: BLE001 - _failure re-raises what is not ours
             raise self._failure(exc) from None

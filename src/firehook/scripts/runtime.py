@@ -2,9 +2,11 @@
 
 A run is: a fresh sandbox restored from the prelude snapshot, one call into the prelude's
 ``__fh_main`` (which reads the run's inputs through the host, defines the globals and
-evaluates the script as a classic sloppy-mode global script with an indirect ``eval``), and,
-if the script's completion value is a promise, a drain of the job queue. Whatever happens, the
-run ends with a :class:`ScriptOutcome`; the log's last line says why a run failed.
+evaluates the script as a classic sloppy-mode global script with an indirect ``eval``), then a
+drain of the job queue (its outcome is the run's when the script's completion value is a
+promise). A run still going at its deadline — in its top level or in a promise job — fails on
+the time limit. Whatever happens, the run ends with a :class:`ScriptOutcome`; the log's last
+line says why a run failed.
 """
 
 from __future__ import annotations
@@ -170,8 +172,12 @@ def _execute(session: HostSession, script_limits: ScriptLimits) -> tuple[str | N
     )
     try:
         result = _answer(sandbox.eval("__fh_main()"))
+        # Jobs the script queued run after its top level, as in Node, whatever its completion
+        # value; when that value is a promise, its outcome is the run's.
+        sandbox.run_jobs(session.should_interrupt)
+        if session.abort is None and session.should_interrupt():
+            raise engine.EngineFailure("interrupted", "interrupted")
         if result.get("pending"):
-            sandbox.run_jobs()
             result = _answer(sandbox.eval("__fh_settled()"))
         near_cap = sandbox.near_memory_cap()
     except engine.EngineFailure as failure:
