@@ -7,11 +7,12 @@ that queued N script runs, one per activity, and was stopped). Two measurements,
 CPU of this whole process (every thread) from ``time.process_time()``:
 
 ``worker``: firehook's real worker as ``firehook.assembly.worker(…, kinds=("script",))`` builds
-it — its claim, start, recording and batching writer, and its real script executor (thread
-pool, storage backend with the worker's writer, variables, masking) — with only the engine
-replaced: ``firehook.scripts.run_script`` (patched in this process) does the host side of a
-script whose one statement is ``storage.set('last', activity.id)``, through ``QuotaStorage``
-over the backend the executor built, and reports success. So the CPU is the data path's work
+it — its claim, start, recording and batching writer, its turns, and its real script executor
+(storage backend, variables, masking) — with only the script processes replaced:
+``ScriptPool.run`` (patched in this process) does the host side of a script whose one
+statement is ``storage.set('last', activity.id)``, through ``QuotaStorage`` over the backend
+the executor built, in a thread as the pool answers a child's storage calls, and reports
+success. So the CPU is the data path's work
 of a script run, not the JavaScript engine's. Subtracted (and reported): the polling that
 tells when all runs are finished, and the stub reading the activity id from its JSON.
 
@@ -44,7 +45,7 @@ RUN_DOC = json.dumps({"id": "r" * 16, "type": "integration.script", "state": "co
 
 
 class StubEngine:
-    """Stands in for ``firehook.scripts.run_script``: the host side of a script whose one
+    """Stands in for the script processes (``ScriptPool.run``): the host side of a script whose one
     statement is ``storage.set('last', activity.id)`` — ``QuotaStorage`` (the rules and the quota
     read the runtime applies) over the storage backend the executor built, then success."""
 
@@ -55,8 +56,7 @@ class StubEngine:
         self.errors: list[str] = []
         self._lock = threading.Lock()
 
-    def __call__(self, source: str, *, activity_json: str, storage: Any, limits: Any, **_rest: Any) -> Any:
-        from firehook.scripts import runtime
+    def host_side(self, activity_json: str, storage: Any, limits: Any) -> str | None:
         from firehook.scripts import storage as storage_mod
 
         started = time.thread_time()
@@ -74,8 +74,17 @@ class StubEngine:
             self.storage_cpu += ended - parsed
             if error:
                 self.errors.append(error)
-        return runtime.ScriptOutcome(success=error is None, error=error, limit=None,
-                                     duration_ms=(ended - started) * 1000)
+        return error
+
+    async def run(self, request: Any) -> Any:
+        """Stands in for ``ScriptPool.run``: the host side runs in a thread of this process, as
+        the pool answers a child's storage calls (``asyncio.to_thread`` over the run's storage)."""
+        from firehook.scripts import pool
+
+        began = time.time()
+        error = await asyncio.to_thread(self.host_side, request.activity_json, request.storage, request.limits)
+        return pool.Result(success=error is None, error=error, limit=None, duration_ms=0.0, began_at=began,
+                           waited=0.0)
 
 
 def _loads(text: str) -> Any:
@@ -99,17 +108,17 @@ def _configure_logging() -> None:
 async def _measure_worker(runs: int, seconds: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from firehook import assembly, scripts
+    from firehook import assembly
     from firehook import settings as settings_mod
+    from firehook.scripts import pool
     from firehook.store.schema import runs as runs_table
 
     settings = settings_mod.load()
     built = assembly.services(settings, migrate=False)
     engine = StubEngine()
-    # In this process only: the executor calls scripts.run_script when a run executes, and
-    # scripts.warm_up (building the engine) when it is made.
-    scripts.run_script = engine  # type: ignore[assignment]
-    scripts.warm_up = lambda: None
+    # In this process only: the executor hands each run to its script pool, whose children
+    # would run the engine; the stub answers in their place (no child is ever started).
+    pool.ScriptPool.run = lambda _self, request: engine.run(request)  # type: ignore[method-assign]
     the_worker = assembly.worker(built, kinds=("script",))
     script_executor = next((e for e in getattr(the_worker, "executors", {}).values()
                             if getattr(e, "kind", None) == "script"), None)
@@ -144,8 +153,8 @@ async def _measure_worker(runs: int, seconds: float) -> dict[str, Any]:
     calls = sum(engine.calls.values())
     errors = list(engine.errors[:5])
     if not calls:
-        errors.append("the stub engine was never called: the script executor no longer calls "
-                      "firehook.scripts.run_script in its own process (a pool?); adapt bench/dbwork_child.py")
+        errors.append("the stub engine was never called: the script executor no longer runs scripts through "
+                      "firehook.scripts.pool.ScriptPool.run; adapt bench/dbwork_child.py")
     return {
         "runs_finished": done,
         "runs_wanted": runs,

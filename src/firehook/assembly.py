@@ -5,6 +5,7 @@ from __future__ import annotations
 from firehook import executors, outbound, scripts
 from firehook import settings as settings_mod
 from firehook import validate as validate_mod
+from firehook.scripts import pool, runner
 from firehook import worker as worker_mod
 from firehook.service import Services, open_services
 
@@ -16,6 +17,7 @@ def services(settings: settings_mod.Settings, *, migrate: bool | None = None, ch
     built.check_script = scripts.check_syntax
     built.check_url = guard.check_url
     built.validate_integration = validate_mod.validate
+    built.script_runner = runner.ThreadedRunner(pool.default_size(int(settings.workers)))
     return built
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from firehook import errors, masking, model, scripts, timefmt
+from firehook.scripts import pool
 from firehook.service import activities as activity_service
 from firehook.service import core
 from firehook.service import integrations as integration_service
@@ -24,20 +25,23 @@ from firehook.store import projects as project_store
 FIELDS = frozenset({"script", "activity", "activity_id", "integration", "variables"})
 
 
-def run(services: core.Services, *, script: str, activity_json: str, project: dict[str, Any],
+def run(services: core.Services, *, project_id: str, script: str, activity_json: str, project: dict[str, Any],
         variables: dict[str, Any], storage: scripts.StorageBackend, secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """Run ``script`` once without side effects; the report with its log (secrets masked)."""
+    """Run ``script`` once without side effects, in a script process (429 when the project or
+    the server has too many runs in progress); the report with its log (secrets masked)."""
     mask = masking.Masker(secrets)
     lines: list[dict[str, str]] = []
 
     def log(message: str) -> None:
         lines.append({"timestamp": timefmt.now_ts(), "message": mask(message)})
 
-    outcome = scripts.run_script(
-        script, activity_json=activity_json, project=project, variables=variables, storage=storage,
-        limits=scripts.ScriptLimits.from_settings(services.settings), log=log,
+    if services.script_runner is None:
+        raise errors.FirehookError("script runs are not available in this process")
+    outcome = services.script_runner.run(pool.Request(
+        project_id=project_id, source=script, activity_json=activity_json, project=project, variables=variables,
+        storage=storage, limits=scripts.ScriptLimits.from_settings(services.settings), log=log,
         outbound_allow=services.settings.outbound_allow, dry_fetch=True,
-    )
+    ))
     return {"result": "success" if outcome.success else "failure", "error": mask(outcome.error or "") or None,
             "duration_ms": round(outcome.duration_ms, 1), "log": lines}
 
@@ -96,5 +100,6 @@ def dry_run(services: core.Services, principal: model.Token, project_id: str, bo
         doc = activity_service.get(services, principal, project_id, str(body["activity_id"]))
     else:
         raise errors.InvalidInput.field("activity", "is required: a document, or activity_id of a stored one")
-    return run(services, script=script, activity_json=json.dumps(doc, ensure_ascii=False), project=project,
+    return run(services, project_id=project_id, script=script, activity_json=json.dumps(doc, ensure_ascii=False),
+               project=project,
                variables=variables, storage=storage, secrets=secrets)

@@ -67,6 +67,11 @@ class PayloadTooLarge(FirehookError):
     title = "Payload Too Large"
 
 
+class TooManyRequests(FirehookError):
+    status = 429
+    title = "Too Many Requests"
+
+
 class StoreError(FirehookError):
     status = 503
     title = "Service Unavailable"

@@ -99,7 +99,8 @@ REGISTRY: tuple[Setting, ...] = (
             "Seconds between webhook attempts, comma-separated."),
     Setting("webhook_disable_after", _float, str(5 * 24 * 3600),
             "Disable a webhook whose every delivery failed for this many seconds (0: never)."),
-    Setting("workers", _int, "0", "Script runs executed in parallel per process (0: one per core)."),
+    Setting("workers", _int, "0", "Script processes per pool, each running one script at a time (0: one per "
+            "core); a worker and serve (for dry runs) each have a pool, started at their first script."),
     Setting("webhook_concurrency", _int, "256", "Webhook deliveries in flight per process."),
     Setting("lease_seconds", _float, "60", "How long a claimed job is held before another worker may take it."),
     Setting("poll_interval", _float, "0.5", "Seconds a worker waits between polls of an empty queue."),

@@ -54,7 +54,7 @@ def _validate_script(services: Services, item: model.Integration) -> dict[str, A
                 "message": "The script compiles; no stored activity matches it yet, so it was not dry-run."}
     activity_id, body = found
     variables, secrets, sandbox = dryrun.integration_inputs(services, item)
-    dry = dryrun.run(services, script=item.script or "", activity_json=body,
+    dry = dryrun.run(services, project_id=item.project, script=item.script or "", activity_json=body,
                      project=dryrun.project_object(services, item.project), variables=variables, storage=sandbox,
                      secrets=secrets)
     report: dict[str, Any] = {"valid": dry["result"] == "success", "dry_run": {"activity": activity_id, **dry}}

@@ -70,6 +70,8 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
             for child in children:
                 await child.stop()
             await asyncio.to_thread(app.state.group_commit.close)
+            if services.script_runner is not None:
+                await asyncio.to_thread(services.script_runner.close)
 
     app = App(
         title="firehook",

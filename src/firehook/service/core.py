@@ -25,6 +25,8 @@ class Services:
     check_script: Callable[[str], None] | None = None
     check_url: Callable[[str], None] | None = None
     validate_integration: Callable[[Services, model.Integration], dict[str, Any]] | None = None
+    # Runs scripts outside this process (firehook.scripts.runner.ThreadedRunner): dry runs, validate.
+    script_runner: Any = None
     wakeups: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
     def notify(self) -> None:
