@@ -204,7 +204,7 @@ class Listeners:
     def of(self, project_id: str) -> list[model.Integration]:
         if project_id not in self._by_project:
             self._by_project[project_id] = [
-                i for i in integration_store.list_for(self.conn, project_id, enabled_only=True) if listens_to_runs(i)]
+                i for i in integration_store.listening_to_runs(self.conn, project_id) if listens_to_runs(i)]
         return self._by_project[project_id]
 
 

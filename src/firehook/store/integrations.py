@@ -97,6 +97,15 @@ def list_for(conn: sa.Connection, project_id: str, *, enabled_only: bool = False
     return [to_model(r) for r in _rows(cur, _COLUMNS)]
 
 
+def listening_to_runs(conn: sa.Connection, project_id: str) -> list[model.Integration]:
+    """The enabled integrations of a project whose configuration mentions ``integration.`` —
+    a superset of those whose events name ``integration.*`` (the caller checks each): every run
+    state change asks, and most projects have none, so the others are not decoded."""
+    cur = raw.cursor(conn).execute(_SELECT + " WHERE project_id = ? AND enabled = ? AND config LIKE ?"
+                                   " ORDER BY created_at, id", (project_id, True, "%integration.%"))
+    return [to_model(r) for r in _rows(cur, _COLUMNS)]
+
+
 def delete(conn: sa.Connection, integration_id: str) -> None:
     # Explicit child deletes: SQLite enforces ON DELETE CASCADE only with the pragma on, and a
     # database file created by another tool may not have it.
