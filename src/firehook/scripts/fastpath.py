@@ -1,32 +1,27 @@
-"""Faster paths through quickjs-rs and wasmtime-py for the per-run hot spots.
+"""The wasm guest (QuickJS-ng built by ``vendor/quickjs/build.sh``) and fast calls into it.
 
-**Calls into the guest.** quickjs-rs drives the engine through many small calls into the wasm guest (allocate, write,
-evaluate, read back, free: a dozen per ``eval``, more per host call), and wasmtime-py's
-generic ``Func.__call__`` spends ~30 µs on each re-reading the function's type and boxing
-every value. The guest's exports take and return only numbers, and their types never change,
-so the export table of each instance made here holds callables that know the types in
-advance and go straight to ``wasmtime_func_call`` — the same C entry point, with the same
-trap handling.
+**The guest.** ``vendor/quickjs/firehook-quickjs.wasm`` is QuickJS-ng with firehook's patch
+(true error positions, callees named in "is not a function", the deadline polled while
+compiling) behind a small ABI of its own (``vendor/quickjs/fh_guest.c``): strings go in
+through ``fh_alloc``'d buffers and come back through a result buffer; the script's ``__fh``
+reaches the host through the ``env.host_call``/``env.host_answer`` imports and the interrupt
+poll through ``env.host_interrupt``. It is compiled once per process.
 
-Calls that cannot run any JavaScript (allocate, free, read a result buffer, make a string)
-are made without releasing the interpreter lock: each release and re-acquisition is a chance
-for another thread to take the lock, and with ~100 such calls per run, concurrent runs spent
-more time handing the lock over than working. Calls that may run script code (``eval_code``,
-property reads that may hit getters, ``call_function``…) still release it.
-
-**Creating an instance.** quickjs-rs builds wasmtime-py's export map of every new instance,
-which wraps all ~55 exports one by one (~1 ms); :func:`new_instance` builds the same
-``_Instance`` with the export table above, read straight from the C API by index.
+**Calls into the guest.** wasmtime-py's generic ``Func.__call__`` spends ~30 µs on each call
+re-reading the function's type and boxing every value. The guest's exports take and return
+only numbers, and their types never change, so the export table of each instance made here
+holds callables that know the types in advance and go straight to ``wasmtime_func_call`` —
+the same C entry point, with the same trap handling. Calls that cannot run any JavaScript
+(allocate, free, read the result buffer) are made without releasing the interpreter lock;
+calls that may run script code (``fh_eval``, ``fh_run_jobs``) release it.
 
 **Calls from the guest.** The guest polls ``env.host_interrupt`` thousands of times a second
-while a script runs, and each poll through wasmtime-py's generic trampoline holds the
-interpreter lock for tens of microseconds: a runaway script in one thread slowed the runs of
-other threads down by half. Instances made here are linked (once per process, like the
-library's own linker) with lean "unchecked" callbacks for the guest's imports, which read
-and write the raw argument slots directly and go to the same quickjs-rs handlers.
+while a script runs; each poll through wasmtime-py's generic trampoline would hold the
+interpreter lock for tens of microseconds. The process's linker is made with lean "unchecked"
+callbacks that read and write the raw argument slots and go to the :class:`Guest` the
+calling thread is running (instances are only entered through :meth:`Guest.call`).
 
-Both reach private parts of quickjs-rs 0.2.x and wasmtime-py; ``tests/unit/scripts`` pins
-that the instances made here carry exactly the attributes the library's own carry.
+This reaches private parts of wasmtime-py (its C API bindings), pinned in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -34,13 +29,13 @@ from __future__ import annotations
 import ctypes
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import wasmtime
-from quickjs_rs import _engine as qjs_engine  # private: the instance class and shared module
-from quickjs_rs._transform import SourceTransformer
-from quickjs_rs._wasmtime import shared_wasmtime_engine
 from wasmtime import _ffi as ffi  # private: the C API wasmtime-py itself uses
+
+WASM_PATH = Path(__file__).resolve().parent / "vendor" / "quickjs" / "firehook-quickjs.wasm"
 
 _KIND_BY_TYPE = {
     "i32": ffi.WASMTIME_I32.value,
@@ -51,30 +46,7 @@ _KIND_BY_TYPE = {
 _FIELD_BY_KIND = {kind: name for name, kind in _KIND_BY_TYPE.items()}
 
 # Exports that never run script code and finish in microseconds: called holding the lock.
-_QUICK = frozenset(
-    {
-        "qjs_alloc",
-        "qjs_free",
-        "qjs_last_len",
-        "qjs_last_ptr",
-        "qjs_result_free",
-        "new_string",
-        "new_number",
-        "new_bool",
-        "new_null",
-        "new_undefined",
-        "new_object",
-        "new_array",
-        "new_function",
-        "free_value",
-        "dup_handle",
-        "type_of",
-        "global_object",
-        "is_promise",
-        "set_max_stack_size",
-        "set_memory_limit",
-    }
-)
+_QUICK = frozenset({"fh_alloc", "fh_free", "fh_result_ptr", "fh_result_len"})
 
 # The same C function, bound twice: through ctypes' CDLL (releases the interpreter lock
 # during the call) and through a PyDLL (keeps it).
@@ -123,7 +95,7 @@ def _specs_of(module: wasmtime.Module) -> dict[str, _Spec]:
                         params = tuple(_KIND_BY_TYPE[str(p)] for p in ty.params)
                         results = tuple(_KIND_BY_TYPE[str(r)] for r in ty.results)
                     except KeyError:
-                        continue  # reference types: not used by quickjs-rs
+                        continue  # reference types: the guest has none
                     fields = tuple(_FIELD_BY_KIND[k] for k in params)
                     result_field = _FIELD_BY_KIND[results[0]] if len(results) == 1 else None
                     call = _call_holding if export.name in _QUICK else _call_releasing
@@ -176,21 +148,6 @@ class _FastFunc:
         return [getattr(results[i].of, _FIELD_BY_KIND[k]) for i, k in enumerate(spec.results)]
 
 
-def holding(func: Any) -> Any:
-    """The same export, called without releasing the interpreter lock.
-
-    Only for calls known not to run script code — e.g. ``get_string`` on a handle that is
-    known to be a string (it would call ``toString`` on an object).
-    """
-    if not isinstance(func, _FastFunc):
-        return func
-    spec = func._spec
-    return _FastFunc(
-        func._func,
-        _Spec(_call_holding, spec.index, spec.params, spec.fields, spec.results, spec.result_field),
-    )
-
-
 class _Exports(dict):  # type: ignore[type-arg]
     """An instance's exports by name, each read from the C API the first time it is used."""
 
@@ -228,21 +185,41 @@ class _Exports(dict):  # type: ignore[type-arg]
         return value
 
 
-# ---- host imports ------------------------------------------------------------------------
+# ---- the module and its imports ------------------------------------------------------------
+
+_engine: wasmtime.Engine | None = None
+_module: wasmtime.Module | None = None
+_module_lock = threading.Lock()
+
+
+def module() -> wasmtime.Module:
+    """The guest, compiled once per process."""
+    global _engine, _module
+    if _module is None:
+        with _module_lock:
+            if _module is None:
+                _engine = wasmtime.Engine()
+                _module = wasmtime.Module(_engine, WASM_PATH.read_bytes())
+    return _module
+
+
+_current = threading.local()
 
 _Callback = ffi.wasmtime_func_unchecked_callback_t
 
 
-def _route(handler: str, nargs: int) -> Any:
-    """An unchecked callback that hands ``nargs`` i32 slots to ``_CUR.inst.<handler>``."""
+def _route(handler: str, nargs: int, returns: bool, failed: int) -> Any:
+    """An unchecked callback handing ``nargs`` i32 slots to the running guest's ``handler``."""
 
     def callback(env: Any, caller: Any, slots: Any, count: int) -> int:
         try:
-            instance = qjs_engine._CUR.inst
-            args = [slots[i].i32 for i in range(nargs)]
-            slots[0].i32 = int(getattr(instance, handler)(*args))
+            guest = _current.guest
+            value = getattr(guest, handler)(*[slots[i].i32 for i in range(nargs)])
+            if returns:
+                slots[0].i32 = int(value)
         except BaseException:  # noqa: BLE001 - nothing may propagate into the guest
-            slots[0].i32 = -1 if handler != "_host_interrupt" else 1  # fail closed
+            if returns:
+                slots[0].i32 = failed  # fail closed
         return 0
 
     return _Callback(callback)
@@ -250,10 +227,9 @@ def _route(handler: str, nargs: int) -> Any:
 
 # Kept referenced for the life of the process: the linker holds raw pointers to them.
 _CALLBACKS = {
-    "host_call": (_route("_host_call", 5), 5),
-    "host_interrupt": (_route("_host_interrupt", 0), 0),
-    "host_module_normalize": (_route("_host_module_normalize", 5), 5),
-    "host_module_load": (_route("_host_module_load", 3), 3),
+    "host_call": (_route("host_call", 2, True, -1), 2, True),
+    "host_answer": (_route("host_answer", 1, False, 0), 1, False),
+    "host_interrupt": (_route("host_interrupt", 0, True, 1), 0, True),
 }
 
 _linker: wasmtime.Linker | None = None
@@ -261,16 +237,17 @@ _linker_lock = threading.Lock()
 
 
 def _lean_linker() -> wasmtime.Linker:
-    """The process's linker: WASI, and the guest's four ``env`` imports as lean callbacks."""
+    """The process's linker: WASI, and the guest's ``env`` imports as lean callbacks."""
     global _linker
     if _linker is None:
+        module()
         with _linker_lock:
             if _linker is None:
-                linker = wasmtime.Linker(shared_wasmtime_engine())
+                linker = wasmtime.Linker(_engine)  # type: ignore[arg-type]
                 linker.define_wasi()
                 i32 = wasmtime.ValType.i32()
-                for name, (callback, nargs) in _CALLBACKS.items():
-                    ty = wasmtime.FuncType([i32] * nargs, [i32])
+                for name, (callback, nargs, returns) in _CALLBACKS.items():
+                    ty = wasmtime.FuncType([i32] * nargs, [i32] if returns else [])
                     module_name, import_name = b"env", name.encode()
                     error = ffi.wasmtime_linker_define_func_unchecked(
                         linker.ptr(),
@@ -289,35 +266,59 @@ def _lean_linker() -> wasmtime.Linker:
     return _linker
 
 
-def new_instance(runtime: Any) -> Any:
-    """A quickjs-rs ``_Instance`` for ``runtime`` (a ``QjsRuntime``), made without the
-    library's slow export map; mirrors ``_Instance.__init__`` + ``QjsRuntime._new_instance``
-    for a runtime with no memory or stack limit set through the guest."""
-    artifact = qjs_engine._quickjs_artifact()
-    inst = qjs_engine._Instance.__new__(qjs_engine._Instance)
-    inst.build_id = artifact.build_id
-    inst.store = wasmtime.Store(shared_wasmtime_engine())
-    # A WASI context with nothing in it: no environment, no files, no inherited stdout.
-    inst.store.set_wasi(wasmtime.WasiConfig())
-    inst.interrupt_handler = None
-    inst.inst = _lean_linker().instantiate(inst.store, artifact.module)
-    table = _Exports(inst.inst, inst.store, _specs_of(artifact.module))
-    inst.mem = table["memory"]
-    inst.sp = table["__stack_pointer"]
-    inst._exports = table  # type: ignore[assignment]
-    inst.module_touched = False
-    inst.sync_dispatch = None
-    inst.async_dispatch = None
-    inst.name_to_fn_id = {}
-    inst.async_names = set()
-    inst.in_sync_eval = False
-    inst.sync_eval_hit_async = False
-    inst.module_normalize = runtime._module_normalize
-    inst.module_load = runtime._module_load
-    inst.runtime_transform_flags = runtime._transform_flags
-    inst.module_transform_flags = runtime._module_transform_flags
-    inst.source_transformer = SourceTransformer()
-    inst._closed = False
-    inst.interrupt_handler = runtime._interrupt_handler
-    runtime._instances.add(inst)
-    return inst
+class Guest:
+    """One instance of the guest: its own store and linear memory.
+
+    ``host_call``/``host_answer``/``host_interrupt`` are the imports' Python side, set by the
+    owner before the first call.
+    """
+
+    def __init__(self) -> None:
+        guest_module = module()
+        self.store = wasmtime.Store(_engine)  # type: ignore[arg-type]
+        # A WASI context with nothing in it: no environment, no files, no inherited stdout.
+        self.store.set_wasi(wasmtime.WasiConfig())
+        self.instance = _lean_linker().instantiate(self.store, guest_module)
+        self.exports = _Exports(self.instance, self.store, _specs_of(guest_module))
+        self.memory: wasmtime.Memory = self.exports["memory"]
+
+    def call(self, name: str, *args: int) -> Any:
+        """Call export ``name``; imports it reaches go to this guest."""
+        previous = getattr(_current, "guest", None)
+        _current.guest = self
+        try:
+            return self.exports[name](self.store, *args)
+        finally:
+            _current.guest = previous
+
+    def base(self) -> int:
+        """The address of linear memory now (it moves when the memory grows)."""
+        return ctypes.cast(self.memory.data_ptr(self.store), ctypes.c_void_p).value or 0
+
+    def size(self) -> int:
+        return int(self.memory.data_len(self.store))
+
+    def read(self, pointer: int, length: int) -> bytes:
+        """``length`` bytes at ``pointer``, bounds-checked against the memory's size now."""
+        if not (0 <= pointer and 0 <= length and pointer + length <= self.size()):
+            raise ValueError("guest pointer out of bounds")
+        return ctypes.string_at(self.base() + pointer, length)
+
+    def write(self, pointer: int, data: bytes) -> None:
+        if not (0 < pointer and pointer + len(data) <= self.size()):
+            raise ValueError("guest pointer out of bounds")
+        ctypes.memmove(self.base() + pointer, data, len(data))
+
+    def put_string(self, data: bytes) -> int:
+        """A NUL-terminated copy of ``data`` in guest memory (free it with ``fh_free``)."""
+        pointer = int(self.call("fh_alloc", len(data) + 1))
+        if pointer <= 0:
+            raise MemoryError("the guest could not allocate")
+        self.write(pointer, data + b"\0")
+        return pointer
+
+    def result(self) -> bytes:
+        return self.read(int(self.call("fh_result_ptr")), int(self.call("fh_result_len")))
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,10 +1,12 @@
 """The prelude heap image: built once per process, copied into every new sandbox.
 
 Evaluating Underscore and the prelude costs ~13 ms per run; copying the heap they leave
-behind costs a fraction of that. The image is a whole-memory snapshot of a sandbox that ran
-them (taken with quickjs-rs's own snapshot, so its format and build check apply), stored as
-the 4 KiB pages that differ from a freshly instantiated guest: a new instance already holds
-the rest, so only those pages are written (about a third of them).
+behind costs a fraction of that. The image is a whole-memory snapshot of a guest that ran
+them, taken between two calls into it (so its stack is empty and its stack pointer, which is
+not in memory, is at its start), stored as the 4 KiB pages that differ from a freshly
+instantiated guest: a new instance already holds the rest, so only those pages are written.
+The guest's engine state is all in its linear memory, so a copy of that memory is a copy of
+the engine.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import quickjs_rs
 import wasmtime
-from quickjs_rs import _engine as qjs_engine  # private: snapshot header layout
 
 _HERE = Path(__file__).resolve().parent
 UNDERSCORE_PATH = _HERE / "vendor" / "underscore-umd.js"
@@ -32,12 +32,9 @@ class HeapImage:
     """What to write into a fresh instance's linear memory to give it the prelude's heap."""
 
     size: int
-    stack_pointer: int
     runs: tuple[tuple[int, bytes], ...]  # (offset, bytes) that differ from a fresh instance
 
-    def write_into(
-        self, store: wasmtime.Store, memory: wasmtime.Memory, sp: wasmtime.Global
-    ) -> None:
+    def write_into(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
         """Make ``memory`` (of a guest never called yet) equal to the image."""
         current = memory.data_len(store)
         if self.size > current:
@@ -47,7 +44,6 @@ class HeapImage:
             raise RuntimeError("guest memory has no address")
         for offset, data in self.runs:
             ctypes.memmove(base + offset, data, len(data))
-        sp.set_value(store, self.stack_pointer)
 
 
 def _diff_runs(image: bytes, fresh: bytes) -> tuple[tuple[int, bytes], ...]:
@@ -69,36 +65,14 @@ def _diff_runs(image: bytes, fresh: bytes) -> tuple[tuple[int, bytes], ...]:
     return tuple(runs)
 
 
-def build(
-    register: Callable[[quickjs_rs.Context], None],
-    fresh_memory: Callable[[], bytes],
-) -> HeapImage:
-    """Run Underscore and the prelude in a new context and capture the resulting heap.
-
-    ``register`` installs the host function on the context (before the prelude takes it);
-    ``fresh_memory`` returns the memory of an instance made exactly as sandboxes start.
-    """
-    runtime = quickjs_rs.Runtime(memory_limit=None, stack_limit=None)
-    try:
-        ctx = runtime.new_context(timeout=60.0)
-        register(ctx)
-        ctx.eval(UNDERSCORE_PATH.read_text(encoding="utf-8"))
-        ctx.eval(PRELUDE_PATH.read_text(encoding="utf-8"))
-        runtime.run_gc()
-        snapshot = ctx.create_snapshot().to_bytes()
-        ctx.close()
-    finally:
-        runtime.close()
-    header = qjs_engine._SNAP_HEADER
-    _magic, _version, _build, size, stack_pointer = header.unpack_from(snapshot, 0)
-    image = snapshot[header.size :]
-    if len(image) != size:
-        raise RuntimeError("malformed prelude snapshot")
+def build(heap: bytes, fresh_memory: Callable[[], bytes]) -> HeapImage:
+    """The image of ``heap`` (the whole memory of a guest that ran Underscore and the
+    prelude); ``fresh_memory`` returns the memory of a newly instantiated guest."""
     fresh = fresh_memory()
     # The page diff is only sound if every fresh instance starts identical; if they do not,
     # the whole image is written.
-    runs = _diff_runs(image, fresh) if fresh_memory() == fresh else ((0, image),)
-    return HeapImage(size=size, stack_pointer=stack_pointer, runs=runs)
+    runs = _diff_runs(heap, fresh) if fresh_memory() == fresh else ((0, heap),)
+    return HeapImage(size=len(heap), runs=runs)
 
 
 _image: HeapImage | None = None

@@ -32,14 +32,12 @@ _COMPILE_FRAME = re.compile(r"^\s*at <input>:(\d+):(\d+)\s*$")
 # they are a memory limit.
 _STRING_TOO_LONG = {("RangeError", "invalid string length"), ("InternalError", "string too long")}
 
-_CHECK = """(function () {
-  var source = __fh('source');
-  try { (0, eval)(source); return null; }
-  catch (e) {
-    return JSON.stringify({name: String(e && e.name), message: String(e && e.message),
-                           stack: String(e && e.stack)});
-  }
-})()"""
+# The save-time check's bounds: compiling a script of the largest size allowed takes well
+# under a second; a budget of the default run's time limit and memory keeps a hostile source
+# from holding the API.
+_CHECK_SECONDS = ScriptLimits().timeout
+_CHECK_MEMORY = ScriptLimits().memory_bytes
+_STACK_OVERFLOW = ("RangeError", "Maximum call stack size exceeded")
 
 
 @dataclass(frozen=True)
@@ -75,44 +73,40 @@ def check_syntax(source: str) -> None:
     """Raise :class:`firehook.errors.ScriptError` (with ``.line``, ``.column``) when ``source``
     does not compile as a classic script.
 
-    The source is compiled in a bare, throw-away sandbox with no host API; should it compile,
-    the interrupt poll stops it as soon as it starts to run.
+    The source is only compiled — none of it runs, so nothing in it can sway the verdict — in
+    a bare, throw-away sandbox, bounded in memory and time (the engine polls the deadline
+    while it compiles).
     """
-    started = False
-
-    def host(op: str, arg: str) -> str:
-        nonlocal started
-        started = True
-        return source
-
-    # Polls before the host hands over the source must not stop the checker itself; any poll
-    # after it means the script compiled and is running.
+    deadline = time.monotonic() + _CHECK_SECONDS
     sandbox = engine.Sandbox(
-        memory_bytes=ScriptLimits().memory_bytes,
-        should_interrupt=lambda: started,
-        host=host,
+        memory_bytes=_CHECK_MEMORY,
+        should_interrupt=lambda: time.monotonic() >= deadline,
+        host=_no_host,
         prelude=False,
     )
     try:
-        answer = sandbox.eval(_CHECK)
+        sandbox.compile(source)
     except engine.EngineFailure as failure:
         if failure.kind == "memory":
             raise _script_error("the script is too large to compile", None) from None
-        return  # it compiled, and started to run
+        if failure.kind == "interrupted":
+            raise _script_error(
+                f"the script took longer than {limits.describe_seconds(_CHECK_SECONDS)} s "
+                "to compile", None
+            ) from None
+        if failure.kind == "stack":
+            raise _script_error("the script is nested too deeply to compile", None) from None
+        if failure.kind != "js":
+            raise
+        first = _COMPILE_FRAME.match((failure.stack or "").split("\n", 1)[0])
+        position = (int(first.group(1)), int(first.group(2))) if first else None
+        raise _script_error(f"{failure.name}: {failure.message}", position) from None
     finally:
         sandbox.close()
-    if answer is None:
-        return
-    info = json.loads(answer)
-    stack = info.get("stack") or ""
-    lines = stack.splitlines()
-    # A compile error's stack starts at the script's position itself, with no function; a
-    # SyntaxError thrown while running (JSON.parse, a nested eval) has other frames first.
-    first = _COMPILE_FRAME.match(lines[0]) if lines else None
-    if info.get("name") != "SyntaxError" or first is None or stack.count("<input>") != 1:
-        return
-    position = (int(first.group(1)), int(first.group(2)))
-    raise _script_error(f"SyntaxError: {info.get('message')}", position)
+
+
+def _no_host(op: str, arg: str) -> str:
+    raise RuntimeError("nothing runs while a script is only compiled")
 
 
 def _script_error(message: str, position: tuple[int, int] | None) -> errors.ScriptError:
@@ -197,6 +191,8 @@ def _execute(session: HostSession, script_limits: ScriptLimits) -> tuple[str | N
         near_cap and (message in ("null", "") or name == "HostError")
     ):
         return _with_position(_memory_message(script_limits), result), limits.MEMORY
+    if (name, message) == _STACK_OVERFLOW:
+        return "RangeError: Maximum call stack size exceeded (stack overflow)", limits.STACK
     text = describe_error(name, message, stack)
     if (name, message) in _STRING_TOO_LONG:
         return f"{text}: the string is larger than the memory limit allows", limits.MEMORY

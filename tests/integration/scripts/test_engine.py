@@ -7,8 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import quickjs_rs
-from quickjs_rs import _engine as qjs_engine
+import wasmtime
 
 from firehook import errors, scripts
 from firehook.scripts import engine, fastpath
@@ -16,7 +15,7 @@ from tests.integration.scripts.helpers import run
 
 
 def _memory(sandbox: engine.Sandbox) -> bytes:
-    return bytes(sandbox._memory.read(sandbox._store, 0, sandbox.memory_size()))
+    return sandbox._guest.read(0, sandbox.memory_size())
 
 
 def test_prelude_image_gives_every_sandbox_the_same_heap() -> None:
@@ -54,17 +53,16 @@ def test_sandbox_from_the_image_has_the_prelude() -> None:
         sandbox.close()
 
 
-def test_fast_instances_carry_the_library_instance_attributes() -> None:
-    runtime = quickjs_rs.Runtime(memory_limit=None, stack_limit=None)
-    library = qjs_engine._Instance()
-    ours = fastpath.new_instance(runtime._engine_rt)
-    try:
-        assert set(vars(ours)) == set(vars(library))
-        assert ours.c("qjs_last_len") == library.c("qjs_last_len")
-    finally:
-        library.close()
-        ours.close()
-        runtime.close()
+def test_the_guest_is_the_vendored_build() -> None:
+    assert fastpath.WASM_PATH.name == "firehook-quickjs.wasm"
+    names = {export.name for export in fastpath.module().exports}
+    assert {"fh_init", "fh_eval", "fh_run_jobs", "fh_alloc", "fh_free", "fh_oom"} <= names
+    # The guest imports nothing beyond its three host functions and WASI.
+    imports = {(item.module, item.name) for item in fastpath.module().imports}
+    assert {name for module, name in imports if module == "env"} == {
+        "host_call", "host_answer", "host_interrupt"
+    }
+    assert {module for module, _ in imports} == {"env", "wasi_snapshot_preview1"}
 
 
 def test_fast_calls_agree_with_wasmtime_calls() -> None:
@@ -72,17 +70,52 @@ def test_fast_calls_agree_with_wasmtime_calls() -> None:
         memory_bytes=64 << 20, should_interrupt=lambda: False, host=lambda op, arg: ""
     )
     try:
-        inst = sandbox._ctx._engine_ctx._inst
-        assert isinstance(inst._exports["qjs_alloc"], fastpath._FastFunc)
-        pointer = inst.c("qjs_alloc", 16)
+        guest = sandbox._guest
+        assert isinstance(guest.exports["fh_alloc"], fastpath._FastFunc)
+        pointer = guest.call("fh_alloc", 16)
         assert isinstance(pointer, int) and pointer > 0
-        inst.c("qjs_free", pointer, 16)
-        # The same export through wasmtime-py's generic call path gives the same answers.
-        generic = inst.inst.exports(inst.store)["qjs_last_len"]
-        assert generic(inst.store) == inst.c("qjs_last_len")
+        guest.call("fh_free", pointer)
+        # The same export through wasmtime-py's generic call path gives the same answer.
+        generic = guest.instance.exports(guest.store)["fh_result_len"]
+        assert generic(guest.store) == guest.call("fh_result_len")
         assert sandbox.eval("[1, 2.5, 'x', true, null]") == [1, 2.5, "x", True, None]
+        assert sandbox.eval("undefined") is None
+        assert sandbox.eval("'a' + 'b'") == "ab"
     finally:
         sandbox.close()
+
+
+def test_compile_runs_nothing() -> None:
+    calls: list[str] = []
+    sandbox = engine.Sandbox(
+        memory_bytes=64 << 20,
+        should_interrupt=lambda: False,
+        host=lambda op, arg: calls.append(op) or "",
+        prelude=False,
+    )
+    try:
+        sandbox.compile("__fh('ran'); globalThis.marker = 1; for (;;) {}")
+        assert calls == []
+        assert sandbox.eval("typeof marker") == "undefined"
+    finally:
+        sandbox.close()
+
+
+def test_a_trap_inside_the_guest_is_contained() -> None:
+    broken = engine.Sandbox(
+        memory_bytes=64 << 20, should_interrupt=lambda: False, host=lambda op, arg: ""
+    )
+    healthy = engine.Sandbox(
+        memory_bytes=64 << 20, should_interrupt=lambda: False, host=lambda op, arg: ""
+    )
+    try:
+        # A source pointer past the end of the memory: the guest's read traps.
+        with pytest.raises(wasmtime.Trap):
+            broken._guest.call("fh_eval", (1 << 31) - 16, 8, 0)
+        assert healthy.eval("1 + 1") == 2
+    finally:
+        broken.close()
+        healthy.close()
 
 
 def test_traps_in_one_sandbox_leave_others_working() -> None:
