@@ -17,7 +17,7 @@ from firehook.store import db as dbmod
 from firehook.store import kv
 from firehook.worker import Outcome, RunContext
 
-PREFETCH = 4
+PREFETCH = 8
 
 
 class ScriptExecutor:

@@ -61,7 +61,7 @@ class _Conversation:
 
     def call(self, op: str, *args: Any) -> Any:
         self.send({"t": "call", "op": op, "args": list(args)})
-        reply = protocol.read_blocking(self.inp)
+        reply, _ = protocol.read_blocking(self.inp)
         if reply.get("t") != "reply":
             raise protocol.Closed(f"expected a reply, got {reply.get('t')!r}")
         if reply.get("error"):
@@ -69,13 +69,13 @@ class _Conversation:
         return reply.get("value")
 
 
-def _run(talk: _Conversation, message: dict[str, Any]) -> None:
+def _run(talk: _Conversation, message: dict[str, Any], activity: bytes) -> None:
     from firehook import scripts
 
     limits = scripts.ScriptLimits(**message["limits"])
     outcome = scripts.run_script(
         message["source"],
-        activity_json=message["activity_json"],
+        activity_json=activity.decode("utf-8", "surrogatepass"),
         project=message["project"],
         variables=message["variables"],
         storage=RemoteStorage(talk),
@@ -113,11 +113,11 @@ def main() -> None:
     talk.send({"t": "ready", "pid": os.getpid()})
     while True:
         try:
-            message = protocol.read_blocking(inp)
+            message, blob = protocol.read_blocking(inp)
         except protocol.Closed:
             return
         if message.get("t") == "run":
-            _run(talk, message)
+            _run(talk, message, blob)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -102,19 +103,19 @@ class _Child:
     def pid(self) -> int:
         return self.proc.pid
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any], blob: bytes = b"") -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(protocol.encode(message))
+        self.proc.stdin.write(protocol.encode(message, blob))
         await self.proc.stdin.drain()
 
     async def receive(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
         try:
             head = await self.proc.stdout.readexactly(protocol.HEADER.size)
-            (size,) = protocol.HEADER.unpack(head)
-            if size > protocol.MAX_MESSAGE:
-                raise protocol.Closed(f"message of {size} bytes")
-            return protocol.decode(await self.proc.stdout.readexactly(size))
+            size, json_size = protocol.HEADER.unpack(head)
+            protocol.check(size, json_size)
+            message, _ = protocol.decode(await self.proc.stdout.readexactly(size), json_size)
+            return message
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise protocol.Closed(str(exc)) from None
 
@@ -291,17 +292,23 @@ class ScriptPool:
     async def _drive(self, child: _Child, job: _Job) -> None:
         request = job.request
         began_wall, began = time.time(), time.monotonic()
-        deadline = began + request.limits.timeout + self.kill_grace
+        loop = asyncio.get_running_loop()
+        late: list[bool] = []
+
+        def past_deadline() -> None:
+            late.append(True)
+            child.kill()  # its pipe closes: the receive below ends
+
+        timer = loop.call_later(request.limits.timeout + self.kill_grace, past_deadline)
         result: Result | None = None
         try:
             await child.send({
-                "t": "run", "source": request.source, "activity_json": request.activity_json,
-                "project": request.project, "variables": request.variables,
-                "limits": dataclasses.asdict(request.limits),
+                "t": "run", "source": request.source, "project": request.project, "variables": request.variables,
+                "limits": _limits_dict(request.limits),
                 "outbound_allow": list(request.outbound_allow), "dry_fetch": request.dry_fetch,
-            })
+            }, request.activity_json.encode("utf-8", "surrogatepass"))
             while result is None:
-                message = await asyncio.wait_for(child.receive(), max(0.0, deadline - time.monotonic()))
+                message = await child.receive()
                 kind = message.get("t")
                 if kind == "log":
                     request.log(str(message.get("line", "")))
@@ -310,23 +317,25 @@ class ScriptPool:
                 elif kind == "done":
                     result = Result(bool(message.get("success")), message.get("error"), message.get("limit"),
                                     float(message.get("duration_ms") or 0.0), began_wall, began - job.queued)
-        except TimeoutError:
-            self.killed += 1
-            child.kill()
-            log.warning("event=script_pool.killed pid=%d project=%s reason=deadline", child.pid, request.project_id)
-            text = f"time limit of {limits_mod.describe_seconds(request.limits.timeout)} s exceeded"
-            request.log(text)
-            result = self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
         except (protocol.Closed, BrokenPipeError, ConnectionError):
-            self.crashed += 1
-            child.kill()
-            code = await child.proc.wait()
-            how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            log.warning("event=script_pool.crashed pid=%d project=%s how=%s", child.pid, request.project_id, how)
-            text = f"the script's process stopped unexpectedly ({how}); the run was stopped"
-            request.log(text)
-            result = self._failed(job, began, began_wall, text, None)
+            if late:  # killed by the timer above
+                self.killed += 1
+                log.warning("event=script_pool.killed pid=%d project=%s reason=deadline", child.pid,
+                            request.project_id)
+                text = f"time limit of {limits_mod.describe_seconds(request.limits.timeout)} s exceeded"
+                request.log(text)
+                result = self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
+            else:
+                self.crashed += 1
+                child.kill()
+                code = await child.proc.wait()
+                how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                log.warning("event=script_pool.crashed pid=%d project=%s how=%s", child.pid, request.project_id, how)
+                text = f"the script's process stopped unexpectedly ({how}); the run was stopped"
+                request.log(text)
+                result = self._failed(job, began, began_wall, text, None)
         finally:
+            timer.cancel()
             self._busy.discard(child)
             self._holding[request.project_id] -= 1
             child.job = None
@@ -360,6 +369,11 @@ async def _storage_call(storage: StorageBackend, message: dict[str, Any]) -> dic
         log.warning("event=script_pool.storage_failed op=%s error=%s", op, type(exc).__name__)
         return {"t": "reply", "error": "the storage is unavailable (database error)"}
     return {"t": "reply", "value": value}
+
+
+@functools.lru_cache(maxsize=16)
+def _limits_dict(limits: ScriptLimits) -> dict[str, Any]:
+    return dataclasses.asdict(limits)
 
 
 def default_size(setting: int) -> int:

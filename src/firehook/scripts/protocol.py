@@ -1,7 +1,8 @@
 """The messages between a script pool (:mod:`firehook.scripts.pool`) and its children
 (:mod:`firehook.scripts.child`), over the child's standard input and output.
 
-A message is a JSON object preceded by its length (4 bytes, big-endian). The parent sends
+A message is a JSON object, optionally followed by raw bytes, preceded by the two lengths
+(4 bytes each, big-endian). The parent sends
 ``run`` (a run's inputs) and ``reply`` (the answer to a storage call); the child sends
 ``ready`` once its engine is built, ``log`` (a log line, as the run writes it), ``call`` (a
 storage operation the parent performs on the run's storage) and ``done`` (the outcome).
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-HEADER = struct.Struct(">I")
+HEADER = struct.Struct(">II")  # the whole message's length, then its JSON part's
 MAX_MESSAGE = 256 * 1024 * 1024  # far above any run's inputs; a larger length is a broken pipe
 
 
@@ -22,28 +23,33 @@ class Closed(Exception):
     """The other side closed the pipe (or wrote something that is not a message)."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: dict[str, Any], blob: bytes = b"") -> bytes:
+    """A message, and optional bytes sent as they are beside it (a run's activity document:
+    no escaping as a JSON string inside the message, no unescaping in the child)."""
     body = orjson.dumps(message)
-    return HEADER.pack(len(body)) + body
+    return HEADER.pack(len(body) + len(blob), len(body)) + body + blob
 
 
-def decode(body: bytes) -> dict[str, Any]:
+def decode(body: bytes, json_size: int) -> tuple[dict[str, Any], bytes]:
     try:
-        value = orjson.loads(body)
+        value = orjson.loads(memoryview(body)[:json_size])
     except orjson.JSONDecodeError as exc:
         raise Closed(f"not a message: {exc}") from None
     if not isinstance(value, dict):
         raise Closed("not a message: not an object")
-    return value
+    return value, body[json_size:]
 
 
-def read_blocking(stream: BinaryIO) -> dict[str, Any]:
-    """The next message from a blocking stream (the child's standard input)."""
-    head = _exactly(stream, HEADER.size)
-    (size,) = HEADER.unpack(head)
-    if size > MAX_MESSAGE:
-        raise Closed(f"message of {size} bytes")
-    return decode(_exactly(stream, size))
+def check(size: int, json_size: int) -> None:
+    if size > MAX_MESSAGE or json_size > size:
+        raise Closed(f"message of {size} bytes ({json_size} of JSON)")
+
+
+def read_blocking(stream: BinaryIO) -> tuple[dict[str, Any], bytes]:
+    """The next message and its bytes from a blocking stream (the child's standard input)."""
+    size, json_size = HEADER.unpack(_exactly(stream, HEADER.size))
+    check(size, json_size)
+    return decode(_exactly(stream, size), json_size)
 
 
 def _exactly(stream: BinaryIO, size: int) -> bytes:

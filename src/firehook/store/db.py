@@ -91,6 +91,27 @@ class Database:
                         yield conn
 
     @contextlib.contextmanager
+    def write_on(self, conn: sa.Connection) -> Iterator[sa.Connection]:
+        """:meth:`write` on a connection the caller keeps open between transactions (a writer
+        thread's own: no pool checkout and return per transaction). After an error the caller
+        should close it (it may be broken) and connect again."""
+        lock = self._write_lock
+        if lock is None:
+            with _translated():
+                with conn.begin():
+                    yield conn
+            return
+        with lock, self._file_lock_held():
+            with _translated():
+                with conn.execution_options(firehook_immediate=True).begin():
+                    yield conn
+
+    def connect(self) -> sa.Connection:
+        """A connection of the pool, for :meth:`write_on`."""
+        with _translated():
+            return self.engine.connect()
+
+    @contextlib.contextmanager
     def _file_lock_held(self) -> Iterator[None]:
         if self._file_lock is None:
             yield

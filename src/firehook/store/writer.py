@@ -87,6 +87,8 @@ class Writer:
         self._lock = threading.Lock()
         self._closed = False
         self.transactions = 0  # how many transactions it committed (for tests and benchmarks)
+        # The writer thread's own connection, kept between transactions (writer thread only).
+        self._conn: sa.Connection | None = None
 
     def submit(self, fn: Callable[[sa.Connection], T]) -> concurrent.futures.Future[T]:
         """Queue a write; the future resolves once it is committed (or failed)."""
@@ -120,7 +122,10 @@ class Writer:
             thread.join(timeout)
 
     def _run(self) -> None:
-        serve_groups(self._queue, self.max_group, self._write)
+        try:
+            serve_groups(self._queue, self.max_group, self._write)
+        finally:
+            self._drop()
 
     def _write(self, group: list[_Item[Any]]) -> None:
         pending = [item for item in group if item.future.set_running_or_notify_cancel()]
@@ -143,14 +148,30 @@ class Writer:
 
     def _transaction(self, items: list[_Item[Any]]) -> list[Any]:
         results: list[Any] = []
-        with self.database.write() as conn:
-            for index, item in enumerate(items):
-                try:
-                    results.append(item.fn(conn))
-                except Exception as exc:
-                    # Even a database error may be this write's alone (a value the column
-                    # refuses); if the database itself is gone, the others fail at BEGIN.
-                    # Translated here, as the transaction's edge would have, and unchained.
-                    raise _Failed(index, dbmod.translate(exc)) from None
+        if self._conn is None:
+            self._conn = self.database.connect()
+        try:
+            with self.database.write_on(self._conn) as conn:
+                for index, item in enumerate(items):
+                    try:
+                        results.append(item.fn(conn))
+                    except Exception as exc:
+                        # Even a database error may be this write's alone (a value the column
+                        # refuses); if the database itself is gone, the others fail at BEGIN.
+                        # Translated here, as the transaction's edge would have, and unchained.
+                        raise _Failed(index, dbmod.translate(exc)) from None
+        except _Failed:
+            raise
+        except BaseException:
+            self._drop()  # begin or commit failed: the connection may be broken
+            raise
         self.transactions += 1
         return results
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception as exc:  # noqa: BLE001 - a broken connection may fail to close too
+                log.debug("event=writer.close_failed error=%s", type(exc).__name__)
