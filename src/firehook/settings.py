@@ -85,6 +85,9 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("project", _text, "", "Default project for the CLI's project commands."),
     Setting("max_document_bytes", _int, str(2 * 1024 * 1024), "Largest activity document accepted (413 above)."),
     Setting("outbound_allow", _csv, "", "CIDRs and host names the outbound guard lets through, comma-separated."),
+    # 1 MiB: fourteen times Underscore's 68 KB, far above any integration script seen, and it
+    # keeps the time to compile the largest script allowed well within the default time limit.
+    Setting("script_max_bytes", _int, str(1024 * 1024), "Largest integration script, UTF-8 bytes (400 above)."),
     Setting("script_timeout", _float, "30", "Wall-clock seconds per script run, fetch time included."),
     Setting("script_memory_mb", _int, "128", "Memory per script run, MiB."),
     Setting("script_log_bytes", _int, str(1024 * 1024), "Log kept per script run, bytes."),

@@ -45,6 +45,14 @@ def get(services: Services, principal: model.Token, project_id: str, integration
 
 
 def _checks(services: Services, changes: dict[str, Any]) -> None:
+    if "script" in changes and isinstance(changes["script"], str):
+        size = len(changes["script"].encode("utf-8", "surrogatepass"))
+        limit = int(services.settings.script_max_bytes)
+        if size > limit:
+            raise errors.InvalidInput.field(
+                "script",
+                f"the script is {size} bytes; the limit is {limit} bytes (FIREHOOK_SCRIPT_MAX_BYTES)",
+            )
     if "script" in changes and services.check_script is not None:
         try:
             services.check_script(changes["script"])
