@@ -6,8 +6,8 @@
     python -m bench --profile          # py-spy on the firehook processes during each phase
     python -m bench --self-check       # checks the harness itself (no pytest), ~1 minute
 
-Scenarios: intake, fanout, latency, scripts, dbwork, scaling (memory is sampled during all of
-them; CPU and memory count each firehook server with all its descendant processes).
+Scenarios: intake, fanout, latency, scripts, dbwork, isolation, scaling (memory is sampled during
+all of them; CPU and memory count each firehook server with all its descendant processes).
 Each one is bounded in count and in time and sends traffic to 127.0.0.1 only; see
 docs/performance.md for the method. Runs that are not the full set (``--quick``, ``--only``)
 write ``*.tmp`` files (git-ignored), so that only a full run replaces the committed report.
@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import common, report
 
-SCENARIOS = ("intake", "fanout", "latency", "scripts", "dbwork", "scaling")
+SCENARIOS = ("intake", "fanout", "latency", "scripts", "dbwork", "isolation", "scaling")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 from bench import dbwork
 
                 results["dbwork"] = dbwork.run(cfg, profiler)
+            elif name == "isolation":
+                from bench import isolation
+
+                results["isolation"] = isolation.run(cfg, profiler)
             elif name == "scaling":
                 from bench import scaling
 

@@ -493,6 +493,13 @@ class Config:
     # scaling
     scaling_workers: tuple[int, ...] = (1, 2, 4)
     scaling_webhooks: int = 10
+    # isolation: 2 runaway scripts of one project beside another project's trivial runs
+    isolation_timeout: float = 30.0  # FIREHOOK_SCRIPT_TIMEOUT (the default): how long the runaways run
+    isolation_runs: int = 10  # trivial runs (and dry runs) of project B beside the runaways
+    isolation_baseline_runs: int = 5  # the same with nothing else running
+    isolation_interval: float = 1.0  # seconds from the start of one of B's runs to the next
+    isolation_healthz_rate: float = 100.0  # GET /healthz per second, open loop, in every phase
+    isolation_healthz_seconds: float = 5.0  # /healthz alone, nothing running (the baseline)
 
     @classmethod
     def quick_config(cls) -> Config:
@@ -502,7 +509,8 @@ class Config:
             fanout_drain_seconds=60.0, fanout_batch_lines=50, fanout_backlog=300, ceiling_deliveries=1_000,
             latency_seconds=2.0,
             latency_drain_seconds=30.0, scripts_seconds=1.0, node_seconds=1.0, dbwork_runs=300,
-            dbwork_seconds=30.0,
+            dbwork_seconds=30.0, isolation_timeout=12.0, isolation_runs=4, isolation_baseline_runs=2,
+            isolation_healthz_seconds=2.0,
         )
 
 

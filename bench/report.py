@@ -17,6 +17,7 @@ from bench.targets import (
     TARGETS,
     at_least,
     at_most,
+    below,
     dig,
     fmt,
     met_text,
@@ -52,6 +53,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     _latency_rows(results, add)
     _script_rows(results, add)
     _dbwork_rows(results, add)
+    _isolation_rows(results, add)
     _memory_target_rows(results, add)
     ceiling = dig(results, "fanout", "ceiling_per_second")
     scaling = results.get("scaling") or {}
@@ -190,6 +192,86 @@ def _dbwork_rows(results: dict[str, Any], add: Any) -> None:
         entry=entry)
 
 
+#: The isolation scenario's phases: (key, what runs away in project A, what project B sends).
+ISOLATION_PHASES = (("runs", "2 runaways of A run", "run"), ("dry_runs", "2 runaway dry runs of A are in flight",
+                                                               "dry run"))
+
+
+ISOLATION_BOUNDS = {"count": "all of them sent", "time": "ended by the runaways' time limit",
+                    "error": "ended by a failed one"}
+
+
+def _isolation_rows(results: dict[str, Any], add: Any) -> None:
+    iso = results.get("isolation")
+    if not iso:
+        return
+    run_target = f"< {TARGETS['isolation_run_ms'] / 1000:g} s"
+    healthz_target = f"< {TARGETS['isolation_healthz_p99_ms']:.0f} ms"
+    if "error" in iso:
+        add("isolation: trivial runs of project B beside 2 runaways of A", None, None, "", run_target, entry=iso)
+        return
+    base = iso.get("baseline") or {}
+    good_base = base if passed(base) else None
+    rate = iso.get("healthz_per_second", 100)
+    for key, runaways, noun in ISOLATION_PHASES:
+        entry = iso.get(key)
+        if not entry:
+            continue
+        n = dig(entry, "b", "n")
+        for q in ("max", "p50"):
+            figure = dig(entry, "b", f"{q}_ms")
+            target, met = ("", None) if q == "p50" else (run_target, below(figure, TARGETS["isolation_run_ms"]))
+            add(f"isolation: trivial {noun} of project B while {runaways}, {q} of {n or '—'}", figure,
+                dig(good_base, key, f"{q}_ms"), f"project B's {noun}s with nothing else running", target, met,
+                unit=" ms", entry=entry)
+        figure = dig(entry, "healthz", "p99_ms")
+        add(f"isolation: GET /healthz p99 while {runaways} ({rate:g}/s offered)", figure,
+            dig(good_base, "healthz", "p99_ms"), "GET /healthz with nothing running", healthz_target,
+            below(figure, TARGETS["isolation_healthz_p99_ms"]), unit=" ms", entry=entry)
+
+
+def isolation_md(iso: dict[str, Any]) -> list[str]:
+    """The isolation scenario's details: each phase's figures, CPU, children and load."""
+    out = ["## Isolation (issue 12)", "",
+           f"`serve` on SQLite, {dig(iso, 'settings', 'workers')} script processes per pool, script time limit "
+           f"{dig(iso, 'settings', 'script_timeout'):g} s; `GET /healthz` open loop at "
+           f"{iso.get('healthz_per_second', 100):g}/s from a process of its own in every phase.", ""]
+    base = iso.get("baseline") or {}
+
+    def ms(block: Any, *quantiles: str) -> str:
+        if not block:
+            return "—"
+        return " / ".join(fmt(block.get(f"{q}_ms"), " ms") for q in quantiles) + f" (n {block.get('n')})"
+
+    if base:
+        out.append(f"- baseline, nothing else running: `/healthz` p50 / p95 / p99 "
+                   f"{ms(base.get('healthz'), 'p50', 'p95', 'p99')}; B's runs p50 / max "
+                   f"{ms(base.get('runs'), 'p50', 'max')}, dry runs {ms(base.get('dry_runs'), 'p50', 'max')}; "
+                   f"load {base.get('load_average')}"
+                   + ("" if passed(base) else f"; **failed**: {why(base)}"))
+    for key, runaways, noun in ISOLATION_PHASES:
+        entry = iso.get(key)
+        if not entry:
+            continue
+        if "error" in entry:
+            out.append(f"- while {runaways}: **failed**: {why(entry)}")
+            continue
+        cpu = dig(entry, "cpu", "serve") or {}
+        children = entry.get("script_children") or {}
+        wait = dig(entry, "b_timings", "wait", "p50_ms")
+        out.append(
+            f"- while {runaways}: B's {noun}s p50 / max {ms(entry.get('b'), 'p50', 'max')} "
+            f"({ISOLATION_BOUNDS.get(entry.get('bound'), entry.get('bound'))}; each: "
+            f"{', '.join(fmt(x, ' ms') for x in entry.get('b_each_ms') or [])})"
+            + (f", of which waiting for a script process (`timings.wait`, p50) {fmt(wait, ' ms')}" if wait else "")
+            + f"; `/healthz` p50 / p95 / p99 {ms(entry.get('healthz'), 'p50', 'p95', 'p99')} (the probe's own "
+            f"send lag p99 {fmt(dig(entry, 'healthz', 'send_lag_p99_ms'), ' ms')}); `serve` tree "
+            f"{cpu.get('cores_busy', '—')} cores busy; script processes started meanwhile "
+            f"{children.get('started_during', '—')}; load {entry.get('load_average')}"
+            + ("" if passed(entry) else f"; **failed**: {why(entry)}"))
+    return out + [""]
+
+
 def _memory_target_rows(results: dict[str, Any], add: Any) -> None:
     bare = dig(results, "intake", "bare_fastapi", "idle_memory", "rss_mib")
     for database in ("sqlite", "postgres"):
@@ -269,6 +351,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "Each server with all its descendants: VmRSS summed over the tree (shared pages counted in every "
             "process: an upper bound), sampled every 50 ms, the peak kept; VmHWM summed at the end.", "",
             memory_table(results), ""]
+    if results.get("isolation"):
+        out += isolation_md(results["isolation"])
     scaling = results.get("scaling")
     if scaling:
         out += ["## Scaling", "",

@@ -8,7 +8,8 @@ no figure, while the same run with the right key passes; profiles parse; the rep
 failed figure as failed and judges the targets right; a process tree's CPU counts a
 descendant that has exited, its memory sums the tree, and leftovers are killed; the bare
 FastAPI baseline answers and stops; a fleet leaves no process behind; the dbwork checks refuse
-wrong data. Exit status 0 when every check passes.
+wrong data; the isolation rows judge their targets strictly and show a failed phase as failed.
+Exit status 0 when every check passes.
 """
 
 from __future__ import annotations
@@ -251,10 +252,37 @@ def _report() -> None:
     cpu_text = report.cpu_table(results)
     check("CPU table: the target and whether it is met", "| ≤ 0.30 | yes |" in cpu_text
           and "| ≤ 0.10 | **no** |" in cpu_text and "| ≤ 0.20 | **no** |" in cpu_text, cpu_text)
+    _isolation_report(results)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.png"
         drawn = report.plot(results, path)
         check("plot: drawn (matplotlib installed)", drawn and path.stat().st_size > 1000, drawn)
+
+
+def _isolation_report(results: dict[str, Any]) -> None:
+    results = dict(results, isolation={
+        "settings": {"workers": 2, "script_timeout": 20.0}, "healthz_per_second": 100.0,
+        "baseline": {"ok": True, "healthz": {"p99_ms": 3.0, "n": 300}, "runs": {"max_ms": 40.0, "p50_ms": 20.0},
+                     "dry_runs": {"max_ms": 30.0, "p50_ms": 10.0}},
+        "runs": {"ok": True, "problems": [], "b": {"max_ms": 999.0, "p50_ms": 400.0, "n": 10},
+                 "healthz": {"p99_ms": 50.0, "n": 900}},
+        "dry_runs": {"ok": False, "problems": ["a dry run of project B answered 429"],
+                     "b": {"max_ms": 20.0, "p50_ms": 10.0, "n": 3}, "healthz": {"p99_ms": 4.0, "n": 900}},
+    })
+    rows = {r["what"]: r for r in report.rows(results) if r["what"].startswith("isolation:")}
+    run_max = rows.get("isolation: trivial run of project B while 2 runaways of A run, max of 10", {})
+    healthz = rows.get("isolation: GET /healthz p99 while 2 runaways of A run (100/s offered)", {})
+    dry_max = rows.get("isolation: trivial dry run of project B while 2 runaway dry runs of A are in flight, max of 3",
+                       {})
+    check("isolation: a slowest B run of 999 ms is met (< 1 s), beside B's runs with nothing else running",
+          run_max.get("met") is True and run_max.get("firehook") == 999.0 and run_max.get("baseline") == 40.0, rows)
+    check("isolation: a /healthz p99 of 50 ms is not met (< 50 ms)", healthz.get("met") is False
+          and healthz.get("baseline") == 3.0, healthz)
+    check("isolation: a phase whose checks failed is shown failed, not as a figure",
+          dry_max.get("firehook") is None and dry_max.get("met") is False and "429" in (dry_max.get("failed") or ""),
+          dry_max)
+    check("isolation: the markdown has the scenario's section", "## Isolation (issue 12)" in report.markdown(
+        results, None))
 
 
 def main() -> int:

@@ -47,6 +47,12 @@ def memory_rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
     mem = dig(serve, "memory", "serve")
     if mem:
         out.append(("serve under script runs, sqlite", mem["peak_rss_mib"], mem["vm_hwm_mib"], mem.get("processes")))
+    for key, what in (("runs", "2 runaway runs of project A and B's runs"),
+                      ("dry_runs", "2 runaway dry runs of project A and B's dry runs")):
+        mem = dig(results, "isolation", key, "memory", "serve")
+        if mem:
+            out.append((f"serve under {what}, sqlite (2 script processes per pool)", mem["peak_rss_mib"],
+                        mem["vm_hwm_mib"], mem.get("processes")))
     for workers, entry in (dig(results, "scaling", "points") or {}).items():
         if entry.get("reused_from"):
             continue

@@ -18,6 +18,8 @@ TARGETS = {
     "idle_rss_mib": 200.0,  # `serve` idle, all its processes together
     "scripts_serve": 600.0,  # script runs/s through `serve` (issue 12)
     "runtime_cpu_ms": 1.5,  # the script runtime alone, CPU per run (issue 12)
+    "isolation_run_ms": 1000.0,  # a trivial run of project B beside 2 runaways of A, the slowest (issue 12)
+    "isolation_healthz_p99_ms": 50.0,  # GET /healthz p99 beside 2 runaways of A (issue 12)
 }
 FANOUT_TARGET_WEBHOOKS = "10"
 
@@ -68,6 +70,9 @@ def at_most(value: Any, limit: float) -> bool | None:
 def at_least(value: Any, limit: float) -> bool | None:
     return None if value is None else value >= limit
 
+
+def below(value: Any, limit: float) -> bool | None:
+    return None if value is None else value < limit
 
 
 def met_text(met: bool | None) -> str:
