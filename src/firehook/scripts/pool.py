@@ -13,9 +13,9 @@ child must not be trusted with:
 - **Fair slots.** ``size`` children (one per core by default) are shared by every project,
   but no project holds more than half of them while another project's run waits: a free
   child goes first to the oldest run of a project below that share, and when every child is
-  busy and a run of such a project waits, a spare child is started for it (at most ``size``
-  spares, each stopped once the pool is back to its size). So two runaway scripts of one
-  project never keep another project's trivial run waiting for their deadline.
+  busy, a spare is started and kept on standby for such a run (at most ``size`` spares, each
+  stopped once the pool is back to its size). So two runaway scripts of one project never
+  keep another project's trivial run waiting for their deadline, nor for a process to start.
 - **Storage.** The run's storage stays in the parent (the worker records its writes with the
   run's outcome); the child's storage calls are answered here.
 
@@ -174,6 +174,10 @@ class ScriptPool:
         """The children alive now (for tests and the benchmark)."""
         return [c.pid for c in (*self._idle, *self._busy)]
 
+    def busy_pids(self) -> list[int]:
+        """The children making a run now."""
+        return [c.pid for c in self._busy]
+
     def holding(self) -> dict[str, int]:
         """Busy children per project."""
         return {p: n for p, n in self._holding.items() if n}
@@ -224,19 +228,24 @@ class ScriptPool:
             child = self._idle.pop()
             self._waiting.remove(job)
             self._begin(child, job)
-        # Children to start: up to the pool's size for whatever waits, and spares for runs
-        # of projects below their share when every child is busy.
+        # Children to start: up to the pool's size for whatever waits; and once every child
+        # is busy, one spare on standby, so that a run of a project below its share starts at
+        # once rather than after a new process has built its engine.
         alive = len(self._idle) + len(self._busy) + self._starting
         waiting = len(self._waiting)
         want = min(waiting - self._starting, self.size - alive)
-        if want <= 0 and alive < self.max_children and not self._idle and self._starting == 0:
-            if self._next(fair_only=True) is not None:
-                want = 1
+        if want <= 0 and alive < self.max_children and not self._idle and self._starting == 0 \
+                and len(self._busy) >= self.size:
+            want = 1
         for _ in range(max(0, want)):
             self._spawn_soon()
-        # Spares nobody needs go away.
-        while self._idle and len(self._idle) + len(self._busy) > self.size and self._next(fair_only=True) is None:
+        # Spares beyond the one on standby go away (all of them once a child is free).
+        while len(self._idle) + len(self._busy) > self.size and len(self._idle) > self._standby():
             self._retire(self._idle.pop())
+
+    def _standby(self) -> int:
+        """Idle children to keep beyond the pool's size: one while every regular one is busy."""
+        return 1 if len(self._busy) >= self.size else 0
 
     def _begin(self, child: _Child, job: _Job) -> None:
         child.job = job
@@ -327,8 +336,14 @@ class ScriptPool:
                 result = self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
             else:
                 self.crashed += 1
-                child.kill()
-                code = await child.proc.wait()
+                child.dead = True
+                # Not killed first: signalling a dead child polls it, which reaps it behind
+                # asyncio's back (its exit status would then be lost).
+                try:
+                    code = await asyncio.wait_for(child.proc.wait(), 2.0)
+                except TimeoutError:  # it closed its output but lives on
+                    child.kill()
+                    code = await child.proc.wait()
                 how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
                 log.warning("event=script_pool.crashed pid=%d project=%s how=%s", child.pid, request.project_id, how)
                 text = f"the script's process stopped unexpectedly ({how}); the run was stopped"
