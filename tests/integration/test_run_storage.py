@@ -98,9 +98,10 @@ def test_freed_slots_are_claimed_in_batches(tmp_path: Any, database_url: str) ->
             worker.stop()
         executor = worker.worker.executors["script"]
         batch = worker.worker.batch(executor)
-        assert executor.concurrency == 8 and batch == 2
-        # the first claim fills 8 slots; each later one waits for 2 free slots and takes all
-        # free ones; one more finds the queue empty (a claim per finished run would be ~33)
-        assert worker.worker.claim_rounds <= 1 + (40 - 8) // batch + 1, worker.worker.claim_rounds
+        assert executor.concurrency == 16 and batch == 4  # 8 runs held per script process
+        # the first claim fills 16 slots (more: runs waiting for their integration's turn do
+        # not hold one); each later one waits for 4 free slots and takes all free ones; one
+        # more finds the queue empty (a claim per finished run would be ~25)
+        assert worker.worker.claim_rounds <= 1 + (40 - 16) // batch + 1, worker.worker.claim_rounds
     finally:
         services.database.dispose()
