@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from firehook import errors, ids, model
+from firehook import errors, ids, model, timefmt
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 # Upsun sends PHP's empty array `[]` where an object is expected ("timings": [], "attributes": []);
@@ -19,6 +19,7 @@ TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 OBJECT_FIELDS = ("parameters", "payload", "timings")
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "started_at", "completed_at", "cancelled_at", "expires_at")
 STRING_FIELDS = ("description", "text", "log", "failure_reason")
+LINK_FIELDS = ("_links",)
 
 
 def activity(doc: Any) -> dict[str, Any]:
@@ -32,35 +33,74 @@ def activity(doc: Any) -> dict[str, Any]:
 
 
 def check_activity_fields(doc: Mapping[str, Any]) -> None:
-    """Check the fields present in ``doc`` (a whole document or a PATCH)."""
+    """Check the fields present in ``doc`` (a whole document or a PATCH): every field of SPEC
+    §2.1 has its type checked, with a message naming it (unknown fields are kept untouched)."""
     if "type" in doc and doc["type"] is not None:
         if not isinstance(doc["type"], str):
             raise errors.InvalidInput.field("type", f"must be a string, not {_json_type(doc['type'])}")
         if not TYPE_PATTERN.match(doc["type"]):
             raise errors.InvalidInput.field("type", f"{doc['type']!r} is not an event name like environment.push")
-    if "id" in doc and doc["id"] is not None and not ids.is_valid_given_id(doc["id"]):
+    if "id" in doc and doc["id"] is not None and (not isinstance(doc["id"], str) or not ids.is_valid_given_id(doc["id"])):
         raise errors.InvalidInput.field("id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
-    if "state" in doc and doc["state"] is not None:
-        if doc["state"] not in model.ACTIVITY_STATES:
+    state = doc.get("state")
+    if state is not None:
+        if not isinstance(state, str):
+            raise errors.InvalidInput.field("state", f"must be a string or null, not {_json_type(state)}")
+        if state not in model.ACTIVITY_STATES:
             raise errors.InvalidInput.field(
-                "state", f"{doc['state']!r} is not one of {', '.join(sorted(model.ACTIVITY_STATES))}")
-    if "result" in doc and doc["result"] is not None and doc["result"] not in model.RESULTS:
-        raise errors.InvalidInput.field("result", f"{doc['result']!r} is not one of failure, success, or null")
+                "state", f"{_shown(state)} is not one of {', '.join(sorted(model.ACTIVITY_STATES))}")
+    result = doc.get("result")
+    if result is not None and (not isinstance(result, str) or result not in model.RESULTS):
+        shown = _shown(result) if isinstance(result, str) else _json_type(result)
+        raise errors.InvalidInput.field("result", f"{shown} is not one of failure, success, or null")
     if "environments" in doc and doc["environments"] is not None:
         envs = doc["environments"]
         if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
             raise errors.InvalidInput.field("environments", "must be a list of environment names (strings)")
-    for name in OBJECT_FIELDS:
+    for name in OBJECT_FIELDS + LINK_FIELDS:
         value = doc.get(name)
         if value is not None and not isinstance(value, dict) and value != []:
             raise errors.InvalidInput.field(name, f"must be an object, not {_json_type(value)}")
-    for name in TIMESTAMP_FIELDS + STRING_FIELDS:
+    for name in STRING_FIELDS + ("project",):
         value = doc.get(name)
         if value is not None and not isinstance(value, str):
             raise errors.InvalidInput.field(name, f"must be a string or null, not {_json_type(value)}")
+    for name in TIMESTAMP_FIELDS:
+        value = doc.get(name)
+        if value is not None:
+            _timestamp(name, value)
     percent = doc.get("completion_percent")
-    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, (int, float))):
+    if percent is not None and (isinstance(percent, bool) or not isinstance(percent, (int, float))
+                                or not 0 <= percent <= 100):
         raise errors.InvalidInput.field("completion_percent", "must be a number from 0 to 100")
+    timings = doc.get("timings")
+    if isinstance(timings, dict):
+        for key, seconds in timings.items():
+            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+                raise errors.InvalidInput.field("timings", f"{key} must be a number of seconds, not {_json_type(seconds)}")
+    commands = doc.get("commands")
+    if commands is not None and not isinstance(commands, (list, dict)):
+        raise errors.InvalidInput.field("commands", f"must be a list, an object or null, not {_json_type(commands)}")
+
+
+TIMESTAMP_MAX = 40  # characters: what the timestamp columns hold (store.activities.STAMP_LENGTH)
+
+
+def _timestamp(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise errors.InvalidInput.field(name, f"must be an ISO-8601 timestamp or null, not {_json_type(value)}")
+    if len(value) > TIMESTAMP_MAX or "\x00" in value:
+        raise errors.InvalidInput.field(name, f"is not a timestamp: longer than {TIMESTAMP_MAX} characters")
+    try:
+        timefmt.parse_ts(value)
+    except ValueError:
+        raise errors.InvalidInput.field(
+            name, f"{_shown(value)} is not an ISO-8601 timestamp like 2025-12-14T15:41:05.821145+00:00") from None
+
+
+def _shown(text: str) -> str:
+    """A client's string quoted in a message, cut short."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _json_type(value: Any) -> str:
@@ -79,7 +119,10 @@ def _json_type(value: Any) -> str:
 
 # --- integrations -----------------------------------------------------------------------------
 
-READ_ONLY_FIELDS = frozenset({"id", "project", "created_at", "updated_at", "_links"})
+# Fields a client may send back as it read them (from firehook or from Upsun, whose integrations
+# carry `role`, `status`, `_embedded`…): ignored, never refused.
+READ_ONLY_FIELDS = frozenset({"id", "project", "created_at", "updated_at", "_links", "_embedded", "role",
+                              "status", "failing_since", "disabled_reason", "previous_key_expires_at"})
 COMMON_FIELDS = frozenset({
     "type", "events", "states", "result", "environments", "excluded_environments", "enabled", "ordered",
     "description",
@@ -150,6 +193,8 @@ def integration_changes(body: Any, current_type: str | None) -> dict[str, Any]:
     for name, value in body.items():
         if name in READ_ONLY_FIELDS or name == "type":
             continue
+        if name == "shared_key" and value == model.SECRET_MASK:
+            continue  # the masked key as read back: the key is kept
         if name not in allowed:
             other = "webhook" if kind == "script" else "script"
             if name in (WEBHOOK_FIELDS if other == "webhook" else SCRIPT_FIELDS):
@@ -221,7 +266,7 @@ def variable_changes(body: Any, *, creating: bool) -> dict[str, Any]:
         raise errors.InvalidInput.field("body", "must be a JSON object")
     out: dict[str, Any] = {}
     for name, value in body.items():
-        if name in ("id", "created_at", "updated_at", "_links"):
+        if name in ("id", "integration", "created_at", "updated_at", "_links"):
             continue
         if name not in VARIABLE_FIELDS:
             raise errors.InvalidInput.field(name, "is not a field of variables")

@@ -81,7 +81,7 @@ def test_newcomer_path_end_to_end(api: httpx.Client, receiver: Receiver) -> None
     assert items[0]["_id"] == 1 and "timestamp" in items[0]["data"]
     [delivered] = receiver.requests_to("/shop")
     body = json.loads(delivered.body)
-    assert body["id"] == doc["id"] and body["project"] == "shop" and body["timings"] == doc["timings"]
+    assert body["id"] == doc["id"] and body["project"] == doc["project"] and body["timings"] == doc["timings"]
     assert "topsecret" not in api.get("/api/projects/shop/integrations").text
 
 

@@ -43,9 +43,11 @@ def test_fixture_states_snapshot_and_fan_out(services: Any, admin: model.Token) 
     again = intake.ingest(services, admin, pid, support.fixture_doc("redeploy-complete"))
     assert again.runs == [] and not again.created
     stored = activities.get(services, admin, pid, "7txhbujm4umsy")
-    assert stored["state"] == "complete" and stored["project"] == pid
+    sent = support.fixture_doc("redeploy-complete")
+    # The document passes through: Upsun's project id and links are kept as sent (SPEC §2.1).
+    assert stored["state"] == "complete" and stored["project"] == sent["project"] == "z3zxy3oknvllq"
     assert stored["timings"] == {"wait": 0, "build": 0.029, "deploy": 3.786, "execute": 4.287}
-    assert stored["_links"]["self"]["href"].endswith(f"/api/projects/{pid}/activities/7txhbujm4umsy")
+    assert stored["_links"] == sent["_links"]
     with services.database.read() as conn:
         states = conn.execute(sa.select(schema.snapshots.c.state).order_by(schema.snapshots.c.pk)).scalars().all()
     assert states == ["pending", "in_progress", "complete"]

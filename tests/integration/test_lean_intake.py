@@ -215,7 +215,7 @@ def test_the_lean_path_answers_like_the_fastapi_routes(tmp_path: Path, database_
         "not JSON": 400, "empty": 400, "NaN": 400, "surrogate": 400, "bad field": 400, "NUL in a timestamp": 400,
         "long timestamp": 400, "unknown project": 404,
         "created": 201, "updated": 200, "type change": 400, "batch": 200, "empty batch": 400,
-        "batch elsewhere": 404, "relay unsigned": 401, "relay wrong": 401, "relay unknown": 404, "relay good": 201,
+        "batch elsewhere": 404, "relay unsigned": 401, "relay wrong": 401, "relay unknown": 401, "relay good": 201,
     }
 
 

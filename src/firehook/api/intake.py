@@ -83,7 +83,7 @@ class Intake:
 
     async def create(self, project_id: str, header: Header, read: ReadBody) -> Answer:
         token_hash, _ = await self._writer_token(header("authorization"), project_id)
-        doc = validation.activity(parse_json(await read(self.services.settings.max_document_bytes)))
+        doc = await parse_document(await read(self.services.settings.max_document_bytes))
         # Written by the group-commit writer, which checks the token again in that transaction.
         accepted = await self.group_commit.submit_async(service.Item(project_id, doc, token_hash))
         self._counter("api").inc()
@@ -98,22 +98,40 @@ class Intake:
         return Answer(200, jsonutil.answer(report))
 
     async def relay(self, project_id: str, header: Header, read: ReadBody) -> Answer:
-        raw = await read(self.services.settings.max_document_bytes)
+        # Closed by default, and one answer for every refusal: an unknown project, a project
+        # without a relay key, a missing or a wrong signature (which projects exist stays unsaid).
         exists, key = await call(project_service.relay_key, self.services, project_id)
-        if not exists:
-            raise errors.NotFound(f"project {project_id} not found")
-        if key:
-            signature = header("x-jws-signature")
-            if not signature:
-                raise errors.Unauthorized("missing X-JWS-Signature: this project's relay requires signed deliveries")
-            try:
-                signing.verify_detached(raw, signature, key)
-            except signing.InvalidSignature as exc:
-                raise errors.Unauthorized(f"X-JWS-Signature does not verify: {exc.message}") from None
-        doc = validation.activity(parse_json(raw))
+        signature = header("x-jws-signature")
+        if not exists or not key or not signature:
+            raise relay_refused()
+        raw = await read(self.services.settings.max_document_bytes)
+        try:
+            signing.verify_detached(raw, signature, key)
+        except signing.InvalidSignature:
+            raise relay_refused() from None
+        doc = await parse_document(raw)
         accepted = await self.group_commit.submit_async(service.Item(project_id, doc))
         self._counter("relay").inc()
         return Answer(201 if accepted.created else 200, accepted.answer_bytes())
+
+
+def relay_refused() -> errors.Unauthorized:
+    """The relay's one refusal (SPEC §2.3), which says how to open it."""
+    return errors.Unauthorized(
+        "the relay takes only deliveries signed (X-JWS-Signature) with the project's relay key, and a project "
+        "without one refuses every delivery: set the key with PATCH /api/projects/{project} "
+        '{"relay_key": "<the key of the Upsun webhook>"} (or firehook project:create --relay-key)')
+
+
+PARSE_OFF_LOOP = 64 * 1024  # bytes: a larger body is parsed and checked in a thread, off the event loop
+
+
+async def parse_document(raw: bytes) -> dict[str, Any]:
+    """``raw`` parsed and checked as an activity; a large one off the event loop, so that a
+    client's 2 MiB document never stalls the other requests."""
+    if len(raw) < PARSE_OFF_LOOP:
+        return validation.activity(parse_json(raw))
+    return await call(lambda: validation.activity(parse_json(raw)))  # type: ignore[no-any-return]
 
 
 async def through_fastapi(request: Request, kind: str, project_id: str) -> Response:

@@ -212,8 +212,11 @@ class Writer:
             doc["environments"] = []
         if doc.get("created_at") is None:
             doc["created_at"] = now
-        doc["project"] = project_id
-        doc["_links"] = self.services.activity_links(project_id, doc["id"])
+        # The document passes through (SPEC §2.1): a sender's `project` (an Upsun document
+        # carries Upsun's id) and `_links` are kept; firehook's own fill only what is absent.
+        if doc.get("project") is None:
+            doc["project"] = project_id
+        doc["_links"] = _links_of(doc.get("_links"), self.services.activity_links(project_id, doc["id"]))
         if entry is not None:
             # A new document is the checked input plus firehook's own valid fields; a merged
             # one is checked again, whatever the stored document it merges into holds.
@@ -276,6 +279,17 @@ class Writer:
                                                in zip(snapshots, snapshot_keys, strict=True)])
             fanout.insert_runs(self.conn, placed)
         fanout.enqueue(self.conn, placed, self.clock)
+
+
+def _links_of(sent: Any, own: dict[str, Any]) -> dict[str, Any]:
+    """The sender's ``_links`` as sent, with firehook's own links added under the names it
+    does not use (``[]``, PHP's empty object, counts as none)."""
+    if not isinstance(sent, dict) or not sent:
+        return own
+    merged = dict(sent)
+    for name, link in own.items():
+        merged.setdefault(name, link)
+    return merged
 
 
 def write(services: Services, items: Sequence[Item]) -> list[Outcome]:
