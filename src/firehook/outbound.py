@@ -37,6 +37,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOW_SETTING = "FIREHOOK_OUTBOUND_ALLOW"
+ALLOW_FLAG = "--outbound-allow"
 
 # Metadata services answer on these from inside cloud VMs and hand out credentials. Most are
 # link-local or private anyway; they are listed so the message says what they are, and for
@@ -59,6 +60,13 @@ _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _DECIMAL = re.compile(r"[0-9]+")
 _OCTAL = re.compile(r"[0-7]*")
 _HEX = re.compile(r"[0-9a-fA-F]*")
+
+
+def allow_hint(item: str) -> str:
+    """How to put ``item`` on the allow-list, in each of the forms a server is started with:
+    the flag, the variable and ``make run``'s (which passes flags through ``ARGS``)."""
+    return (f"{ALLOW_FLAG} {item} (firehook serve or worker), {ALLOW_SETTING}={item}, "
+            f"or make run ARGS=\"{ALLOW_FLAG} {item}\"")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -224,7 +232,7 @@ class Guard:
             named = f" (or {shown})" if _is_name(host) else ""
             raise errors.OutboundBlocked(
                 f"outbound request to {shown} blocked: {address} is {reason}; "
-                f"to allow it, add {address}{named} to {ALLOW_SETTING}"
+                f"to allow it, add {address}{named} to the server's allow-list: {allow_hint(str(address))}"
             )
 
     def _vet(self, host: str, addresses: Sequence[str]) -> list[str]:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 import firehook
-from firehook import errors, metrics, queue, supervisor, web
+from firehook import errors, metrics, outbound, queue, supervisor, web
 from firehook.api import activities, health, integrations, projects, relay, tokens
 from firehook.api import intake as intake_api
 from firehook.api import metrics as metrics_routes
@@ -49,6 +49,10 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         stop = asyncio.Event()
+        if services.settings.outbound_allow:
+            log.info("event=outbound.allow allow=%s webhooks and fetch may reach these private targets "
+                     "(%s / %s)", ",".join(services.settings.outbound_allow), outbound.ALLOW_FLAG,
+                     outbound.ALLOW_SETTING)
         for child in children:
             await child.start()
             services.wakeups.append(child.wake)

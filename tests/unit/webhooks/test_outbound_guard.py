@@ -170,7 +170,8 @@ def test_message_names_address_host_and_setting() -> None:
         outbound.Guard().resolve("localhost", 80)
     assert str(caught.value) == (
         "outbound request to localhost blocked: 127.0.0.1 is a loopback address; "
-        "to allow it, add 127.0.0.1 (or localhost) to FIREHOOK_OUTBOUND_ALLOW"
+        "to allow it, add 127.0.0.1 (or localhost) to the server's allow-list: --outbound-allow 127.0.0.1 "
+        "(firehook serve or worker), FIREHOOK_OUTBOUND_ALLOW=127.0.0.1, or make run ARGS=\"--outbound-allow 127.0.0.1\""
     )
 
 
