@@ -144,3 +144,46 @@ def test_a_token_of_another_project_cannot_read_this_one(context: Any, server: s
     answer = tab.goto(f"/projects/{theirs}/activities")
     assert answer is not None and answer.status == 403
     expect(tab.get_by_role("heading", name="Forbidden")).to_be_visible()
+
+
+def test_a_session_ends_on_the_server_at_sign_out_and_when_its_token_is_revoked(
+        browser: Any, api: httpx.Client, server: support.ServerProcess) -> None:
+    """A cookie captured before sign-out (or before the token's revocation) opens nothing after;
+    the cookie holds no token, and none can be made from one (issue 13, item 5)."""
+    token = _token(api, description="session test")
+    token_id = next(t["id"] for t in api.get("/api/tokens").json() if t.get("description") == "session test")
+    tabs = []
+    for _ in range(2):  # two browsers signed in with the same token
+        ctx = browser.new_context(base_url=server.base_url)
+        tab = ctx.new_page()
+        sign_in(tab, token)
+        tabs.append((ctx, tab))
+    try:
+        (first_ctx, first), (second_ctx, second) = tabs
+        captured = [c for c in first_ctx.cookies() if c["name"] == "fh_session"]
+        assert captured and token not in captured[0]["value"]
+        first.get_by_role("button", name="Sign out").click()
+        expect(first.get_by_role("heading", name="Sign in")).to_be_visible()
+        # The captured cookie, replayed by another browser, is sent to sign in.
+        replay = browser.new_context(base_url=server.base_url)
+        replay.add_cookies(captured)
+        tab = replay.new_page()
+        tab.goto("/projects")
+        expect(tab.get_by_role("heading", name="Sign in")).to_be_visible()
+        # A cookie made from the token itself opens nothing either.
+        minted = browser.new_context(base_url=server.base_url)
+        minted.add_cookies([{**captured[0], "value": "n0nce." + token}])
+        tab = minted.new_page()
+        tab.goto("/projects")
+        expect(tab.get_by_role("heading", name="Sign in")).to_be_visible()
+        # The other browser's session lives until the token is revoked, then ends at once.
+        second.goto("/projects")
+        expect(second.get_by_role("heading", name="Projects")).to_be_visible()
+        assert api.delete(f"/api/tokens/{token_id}").status_code == 204
+        second.goto("/projects")
+        expect(second.get_by_role("heading", name="Sign in")).to_be_visible()
+        replay.close()
+        minted.close()
+    finally:
+        for ctx, _ in tabs:
+            ctx.close()

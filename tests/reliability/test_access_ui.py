@@ -11,8 +11,6 @@ project B must be unchanged, and no page shows a planted secret.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -73,12 +71,22 @@ def _walk(routes: list[Any]) -> Iterator[tuple[str, set[str]]]:
             yield route.path, set(route.methods)
 
 
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
 def session(world: World, secret: str) -> httpx.Client:
-    """A browser signed in with ``secret`` (the cookie the sign-in form sets)."""
-    nonce = "testnonce0123456789"
+    """A browser signed in with ``secret`` through the sign-in form (a session cookie cannot be
+    made from a token: the server keeps the sessions), with the CSRF token its pages carry."""
     client = httpx.Client(base_url=world.server.base_url, timeout=30, follow_redirects=False)
-    client.cookies.set("fh_session", f"{nonce}.{secret}")
-    client.csrf = hmac.new(secret.encode(), b"firehook-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()  # type: ignore[attr-defined]
+    form = client.get("/signin")
+    presession = _CSRF.search(form.text)
+    assert presession, form.text[:500]
+    signed_in = client.post("/signin", data={"csrf_token": presession.group(1), "token": secret, "next": "/projects"})
+    assert signed_in.status_code == 303 and client.cookies.get("fh_session"), signed_in.text[:300]
+    page = client.get("/projects")
+    found = _CSRF.search(page.text)
+    assert page.status_code == 200 and found, page.text[:500]
+    client.csrf = found.group(1)  # type: ignore[attr-defined]
     return client
 
 
@@ -137,9 +145,14 @@ def test_ui_route_table_is_complete(ui_routes: list[tuple[str, str]]) -> None:
 def test_ui_without_a_session_or_with_a_revoked_one_sends_to_sign_in(world: World,
                                                                      ui_routes: list[tuple[str, str]]) -> None:
     before = state_of(world, "B")
-    revoked = world.admin.ok("POST", "/api/tokens", {"description": "revoked at once"})
+    revoked = world.admin.ok("POST", "/api/tokens", {"description": "signed in, then revoked"})
+    signed_in = session(world, revoked["token"])
     assert world.admin.delete(f"/api/tokens/{revoked['id']}").status_code == 204
-    for client in (anonymous(world), session(world, revoked["token"]), session(world, "fh_not_a_token")):
+    # A cookie made from a valid token (the old `nonce.<token>` form) and a made-up one open nothing.
+    minted, made_up = anonymous(world), anonymous(world)
+    minted.cookies.set("fh_session", "testnonce0123456789." + world.admin.token)  # type: ignore[operator]
+    made_up.cookies.set("fh_session", "fs_not_a_session")
+    for client in (anonymous(world), signed_in, minted, made_up):
         try:
             for method, path in ui_routes:
                 response = call(client, method, path, world, world.ids["B"])

@@ -16,6 +16,7 @@ from firehook.service.core import Services, require_admin
 from firehook.settings import ADMIN_TOKEN_FILE
 from firehook.store import db as dbmod
 from firehook.store import projects as project_store
+from firehook.store import sessions as session_store
 from firehook.store import tokens as store
 
 PREFIX = "fh_"
@@ -181,6 +182,7 @@ def revoke(services: Services, principal: model.Token, token_id: str) -> None:
     with services.database.write() as conn:
         if not store.revoke(conn, token_id, timefmt.now_ts()):
             raise errors.NotFound(f"token {token_id} not found (or already revoked)")
+        session_store.delete_for_token(conn, token_id)  # its UI sessions end with it
     cache_of(services).drop_id(token_id)
 
 

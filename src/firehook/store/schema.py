@@ -193,3 +193,15 @@ tokens = sa.Table(
     sa.Column("created_at", Stamp, nullable=False),
     sa.Column("revoked_at", Stamp),
 )
+
+# UI sign-in sessions: only a hash of the cookie's secret is kept; a session opens pages while
+# it has not expired and its token is not revoked (SPEC §8, the UI).
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.String(64), sa.ForeignKey("tokens.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("expires_at", Stamp, nullable=False),
+    sa.Index("ix_ui_sessions_token", "token_id"),
+)

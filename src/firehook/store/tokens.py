@@ -18,7 +18,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _model(row: Any) -> model.Token:
+def model_of(row: Any) -> model.Token:
     return model.Token(id=row["id"], project=row["project_id"], read_only=bool(row["read_only"]),
                        description=row["description"], created_at=row["created_at"],
                        revoked=row["revoked_at"] is not None)
@@ -64,7 +64,7 @@ def list_active(conn: sa.Connection, project: str | None = None) -> list[model.T
     query = sa.select(tokens).where(T.revoked_at.is_(None)).order_by(T.created_at)
     if project is not None:
         query = query.where(T.project_id == project)
-    return [_model(r) for r in conn.execute(query).mappings()]
+    return [model_of(r) for r in conn.execute(query).mappings()]
 
 
 def revoke(conn: sa.Connection, token_id: str, now: str) -> bool:
@@ -74,7 +74,7 @@ def revoke(conn: sa.Connection, token_id: str, now: str) -> bool:
 
 def get(conn: sa.Connection, token_id: str) -> model.Token | None:
     row = conn.execute(sa.select(tokens).where(T.id == token_id)).mappings().first()
-    return _model(row) if row else None
+    return model_of(row) if row else None
 
 
 def revoke_for_project(conn: sa.Connection, project_id: str, now: str) -> int:

@@ -1,12 +1,13 @@
 """Sign-in sessions and CSRF protection for the UI.
 
-The session cookie holds ``<nonce>.<token secret>``: the token is the principal of every page,
-exactly as a bearer token is for the API, so the UI can never show what the token could not
-read through the API. The cookie is ``HttpOnly``, ``SameSite=Strict`` and ``Secure`` when the
-request came over https. The CSRF token of a session is an HMAC of its random nonce keyed
-with the token secret: it changes with every sign-in, needs no server-side state, and cannot
-be computed by a page that cannot read the cookie. Before sign-in, the sign-in form is
-protected by a double-submit cookie.
+The session cookie holds a random session secret, recorded on the server
+(``service.sessions``): the session's token is the principal of every page, exactly as a
+bearer token is for the API, so the UI can never show what the token could not read through
+the API. Signing out, revoking the token or the session's expiry (checked by the server) ends
+it. The cookie is ``HttpOnly``, ``SameSite=Strict`` and ``Secure`` when the request came over
+https. The CSRF token of a session is an HMAC keyed with its secret: it changes with every
+sign-in and cannot be computed by a page that cannot read the cookie. Before sign-in, the
+sign-in form is protected by a double-submit cookie.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from starlette.responses import Response
 
 from firehook import errors, model
 from firehook.service import Services
+from firehook.service import sessions
 from firehook.service import tokens as token_service
 
 SESSION_COOKIE = "fh_session"
 PRESESSION_COOKIE = "fh_signin"
 FLASH_COOKIE = "fh_flash"
 CSRF_FIELD = "csrf_token"
-SESSION_MAX_AGE = 12 * 3600
+SESSION_MAX_AGE = sessions.MAX_AGE
 
 
 def services_of(request: Request) -> Services:
@@ -53,12 +55,8 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
     response.delete_cookie(name, path="/", secure=_secure(request), httponly=True, samesite="strict")
 
 
-def _session(request: Request) -> tuple[str, str] | None:
-    raw = request.cookies.get(SESSION_COOKIE) or ""
-    nonce, dot, secret = raw.partition(".")
-    if not dot or not nonce or not secret:
-        return None
-    return nonce, secret
+def _session(request: Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) or None
 
 
 async def principal(request: Request) -> model.Token:
@@ -66,8 +64,7 @@ async def principal(request: Request) -> model.Token:
     session = _session(request)
     if session is None:
         raise errors.Unauthorized("not signed in")
-    who: model.Token = await run_in_threadpool(token_service.authenticate, services_of(request),
-                                               "Bearer " + session[1])
+    who: model.Token = await run_in_threadpool(sessions.principal, services_of(request), session)
     request.state.who = who
     return who
 
@@ -77,13 +74,17 @@ async def check_token(request: Request, secret: str) -> model.Token:
     return await run_in_threadpool(token_service.authenticate, services_of(request), "Bearer " + secret.strip())
 
 
-def start_session(request: Request, response: Response, secret: str) -> None:
-    set_cookie(request, response, SESSION_COOKIE, secrets.token_urlsafe(16) + "." + secret.strip(),
-               max_age=SESSION_MAX_AGE)
+async def start_session(request: Request, response: Response, secret: str) -> None:
+    """Sign in with the token ``secret`` (Unauthorized when it is not valid)."""
+    session = await run_in_threadpool(sessions.start, services_of(request), secret.strip())
+    set_cookie(request, response, SESSION_COOKIE, session, max_age=SESSION_MAX_AGE)
     clear_cookie(request, response, PRESESSION_COOKIE)
 
 
-def end_session(request: Request, response: Response) -> None:
+async def end_session(request: Request, response: Response) -> None:
+    session = _session(request)
+    if session is not None:
+        await run_in_threadpool(sessions.end, services_of(request), session)
     clear_cookie(request, response, SESSION_COOKIE)
 
 
@@ -91,8 +92,7 @@ def csrf_token(request: Request) -> str:
     """The CSRF token forms of this session carry (the pre-session one on the sign-in page)."""
     session = _session(request)
     if session is not None:
-        nonce, secret = session
-        return hmac.new(secret.encode(), b"firehook-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(session.encode(), b"firehook-csrf", hashlib.sha256).hexdigest()
     return request.cookies.get(PRESESSION_COOKIE) or ""
 
 

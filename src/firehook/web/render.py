@@ -118,7 +118,7 @@ def error_page(request: Request, exc: errors.FirehookError) -> Response:
         target = request.url.path + (("?" + request.url.query) if request.url.query else "")
         response: Response = RedirectResponse("/signin?next=" + quote(target, safe=""), status_code=303)
         if request.cookies.get(auth.SESSION_COOKIE):
-            auth.end_session(request, response)
+            auth.clear_cookie(request, response, auth.SESSION_COOKIE)  # already dead on the server
         return response
     detail = exc.detail if isinstance(exc.detail, dict) else None
     return page(request, "error.html", {"status": exc.status, "title": exc.title, "message": exc.message,

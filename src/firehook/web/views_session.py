@@ -53,15 +53,14 @@ async def signin(request: Request) -> Response:
     try:
         if not secret:
             raise errors.Unauthorized("paste a token")
-        await auth.check_token(request, secret)
+        response = RedirectResponse(target, status_code=303)
+        await auth.start_session(request, response, secret)
     except errors.Unauthorized:
         token, _ = auth.presession_token(request)
         return render.page(request, "signin.html", {
             "csrf": token, "next": target,
             "error": "That token is not valid: it may be mistyped or revoked.",
         }, status=401)
-    response = RedirectResponse(target, status_code=303)
-    auth.start_session(request, response, secret)
     return response
 
 
@@ -69,7 +68,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     await auth.form_checked(request)
     response = RedirectResponse("/signin", status_code=303)
-    auth.end_session(request, response)
+    await auth.end_session(request, response)
     return response
 
 
