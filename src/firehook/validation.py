@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from firehook import errors, ids, model, timefmt
+from firehook import errors, event_types, ids, model, timefmt
 
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 # Upsun sends PHP's empty array `[]` where an object is expected ("timings": [], "attributes": []);
@@ -214,8 +214,9 @@ def _field(name: str, value: Any) -> Any:
         items = string_list(name, value, allow_empty=False)
         if name == "events":
             for item in items:
-                if not re.match(r"^[A-Za-z0-9_.:*?\[\]!-]+$", item):
-                    raise errors.InvalidInput.field(name, f"{item!r} is not an event name or pattern")
+                why = event_types.pattern_error(item)
+                if why is not None:
+                    raise errors.InvalidInput.field(name, why)
         if name == "states":
             for item in items:
                 if item not in _STATE_CHOICES:
@@ -255,6 +256,18 @@ def _field(name: str, value: Any) -> Any:
             raise errors.InvalidInput.field(name, "must be a number of seconds > 0")
         return float(value)
     raise errors.InvalidInput.field(name, "is not a field of integrations")  # pragma: no cover
+
+
+SENSITIVE_MIN_LENGTH = 4  # characters: a shorter value ("1", "yes") cannot be masked in logs without
+# masking ordinary words (masking.MIN_LENGTH), so it is refused
+
+
+def maskable(value: str, sensitive: bool) -> None:
+    """Refuse a sensitive value too short to be masked in run logs."""
+    if sensitive and len(value) < SENSITIVE_MIN_LENGTH:
+        raise errors.InvalidInput.field(
+            "value", f"a sensitive value must be at least {SENSITIVE_MIN_LENGTH} characters long, or it could not "
+                     "be masked in run logs (shorter values would mask ordinary words)")
 
 
 VARIABLE_FIELDS = frozenset({"name", "value", "is_json", "is_sensitive", "attributes"})

@@ -66,7 +66,13 @@ def test_integration_create_defaults_and_errors() -> None:
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({"events": "a b,c"}, None),
+        ({"events": "a.x b.y,c.*"}, None),
+        ({"events": ["environment.psh"]}, None),
+        ({"events": ["*", "environment.*", "pr-[!x]?.push", "acme.ci-build.done"]}, None),
+        ({"events": ["bad event!"]}, "events"),
+        ({"events": ["push"]}, "events"),
+        ({"events": ["environment..push"]}, "events"),
+        ({"events": ["environment.push!"]}, "events"),
         ({"events": []}, "events"),
         ({"events": [""]}, "events"),
         ({"events": ["bad event"]}, "events"),

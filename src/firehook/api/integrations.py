@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from firehook import dryrun, errors, model
+from firehook import dryrun, errors, event_types, model
 from firehook.api.http import JSON_BODY, call, json_body, listing_params, principal, services_of
 from firehook.service import activities as activity_service
 from firehook.service import integrations as service
@@ -24,7 +24,7 @@ async def list_integrations(project: str, request: Request, who: model.Token = D
 async def create_integration(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
     body = await json_body(request)
     entity = await call(service.create, services_of(request), who, project, body)
-    return {"status": "created", "code": 201, "_embedded": {"entity": entity}}
+    return {"status": "created", "code": 201, "_embedded": {"entity": entity}, **_warned(entity)}
 
 
 @router.get("/{integration}")
@@ -38,7 +38,13 @@ async def update_integration(project: str, integration: str, request: Request,
                              who: model.Token = Depends(principal)) -> Any:
     body = await json_body(request)
     entity = await call(service.update, services_of(request), who, project, integration, body)
-    return {"status": "updated", "code": 200, "_embedded": {"entity": entity}}
+    return {"status": "updated", "code": 200, "_embedded": {"entity": entity}, **_warned(entity)}
+
+
+def _warned(entity: dict[str, Any]) -> dict[str, Any]:
+    """``warnings`` (a "did you mean" for an event name close to a known type) when there are any."""
+    found = event_types.warnings(entity.get("events") or ())
+    return {"warnings": found} if found else {}
 
 
 @router.delete("/{integration}", status_code=204)
