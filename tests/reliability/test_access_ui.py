@@ -28,7 +28,8 @@ from tests.reliability.test_access import (
     state_of,
 )
 
-PUBLIC = {"/signin", "/static/{name}", "/healthz", "/metrics", "/hooks/upsun/{project}",
+PUBLIC = {"/signin", "/static/{name}", "/static/vendor/{package}/{name}", "/static/favicon.svg", "/favicon.ico",
+          "/healthz", "/metrics", "/hooks/upsun/{project}",
           "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # API docs: the schema only
 
 
