@@ -118,10 +118,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def fill(path: str, ids: dict[str, str], token_id: str = "nosuchtoken01") -> str:
     """A concrete URL for a route template, with the tenant's ids."""
     values = {"project": ids["project"], "integration": ids["integration"], "name": ids["name"],
+              "variable": ids["name"], "key": "counter",
               "activity": ids["activity"], "token_id": token_id}
     if path.endswith("/cancel"):
         values["activity"] = ids["run"]
-    out = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+    out = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values[m.group(1)], path)
     assert "{" not in out, out
     return out
 
@@ -143,7 +144,7 @@ def body_for(method: str, path: str, world: World,
         "/api/projects/{project}/integrations": {"type": "webhook", "url": world.receiver.url("/intruder")},
         "/api/projects/{project}/integrations/{integration}": {"description": "changed by intruder"},
         "/api/projects/{project}/integrations/{integration}/variables": {"name": "INTRUDER", "value": "x"},
-        "/api/projects/{project}/integrations/{integration}/variables/{name}": {"value": "changed by intruder"},
+        "/api/projects/{project}/integrations/{integration}/variables/{variable}": {"value": "changed by intruder"},
         "/api/projects/{project}/activities": {"type": "environment.push", "environments": ["main"]},
         "/api/projects/{project}/activities/{activity}": {"text": "changed by intruder"},
         "/api/projects/{project}/activities/{activity}/replay": {},
@@ -175,6 +176,8 @@ def state_of(world: World, tenant: str) -> dict[str, Any]:
         "integrations": sorted(json.dumps(i, sort_keys=True) for i in integrations),
         "variables": {i["id"]: admin.ok("GET", f"/api/projects/{p}/integrations/{i['id']}/variables")
                       for i in integrations},
+        "storage": {i["id"]: admin.ok("GET", f"/api/projects/{p}/integrations/{i['id']}/storage")["items"]
+                    for i in integrations},
         "activities": sorted((a["id"], a.get("text")) for a in admin.ok("GET", f"/api/projects/{p}/activities")
                              if a["type"].startswith("environment")),
         "run_ids": sorted(a["id"] for a in admin.ok("GET", f"/api/projects/{p}/activities?count=1000")),
@@ -186,7 +189,7 @@ def test_route_table_is_complete(world: World) -> None:
     """The loops below are only as good as the table: it must hold every route family."""
     paths = {p for _, p in world.routes}
     assert len(world.routes) >= 25, world.routes
-    for needed in ("/api/projects", "/api/projects/{project}/integrations/{integration}/variables/{name}",
+    for needed in ("/api/projects", "/api/projects/{project}/integrations/{integration}/variables/{variable}",
                    "/api/projects/{project}/activities/{activity}/log", "/api/tokens/{token_id}",
                    "/api/projects/{project}/activities:batch"):
         assert needed in paths

@@ -47,11 +47,12 @@ def _warned(entity: dict[str, Any]) -> dict[str, Any]:
     return {"warnings": found} if found else {}
 
 
-@router.delete("/{integration}", status_code=204)
+@router.delete("/{integration}", status_code=202)
 async def delete_integration(project: str, integration: str, request: Request,
-                             who: model.Token = Depends(principal)) -> Response:
+                             who: model.Token = Depends(principal)) -> Any:
+    """Deleted at once; the answer is Upsun's accepted body (its deletions are asynchronous)."""
     await call(service.delete, services_of(request), who, project, integration)
-    return Response(status_code=204)
+    return {"status": "accepted", "code": 202, "_embedded": {"activities": []}}
 
 
 @router.post("/{integration}/validate")
@@ -86,24 +87,25 @@ async def create_variable(project: str, integration: str, request: Request,
     return {"status": "created", "code": 201, "_embedded": {"entity": entity}}
 
 
-@router.get("/{integration}/variables/{name}")
-async def get_variable(project: str, integration: str, name: str, request: Request,
+@router.get("/{integration}/variables/{variable}")
+async def get_variable(project: str, integration: str, variable: str, request: Request,
                        who: model.Token = Depends(principal)) -> Any:
-    return await call(service.get_variable, services_of(request), who, project, integration, name)
+    """``variable`` is the variable's id or its name."""
+    return await call(service.get_variable, services_of(request), who, project, integration, variable)
 
 
-@router.patch("/{integration}/variables/{name}", openapi_extra=JSON_BODY)
-async def update_variable(project: str, integration: str, name: str, request: Request,
+@router.patch("/{integration}/variables/{variable}", openapi_extra=JSON_BODY)
+async def update_variable(project: str, integration: str, variable: str, request: Request,
                           who: model.Token = Depends(principal)) -> Any:
     body = await json_body(request)
-    entity = await call(service.update_variable, services_of(request), who, project, integration, name, body)
+    entity = await call(service.update_variable, services_of(request), who, project, integration, variable, body)
     return {"status": "updated", "code": 200, "_embedded": {"entity": entity}}
 
 
-@router.delete("/{integration}/variables/{name}", status_code=204)
-async def delete_variable(project: str, integration: str, name: str, request: Request,
+@router.delete("/{integration}/variables/{variable}", status_code=204)
+async def delete_variable(project: str, integration: str, variable: str, request: Request,
                           who: model.Token = Depends(principal)) -> Response:
-    await call(service.delete_variable, services_of(request), who, project, integration, name)
+    await call(service.delete_variable, services_of(request), who, project, integration, variable)
     return Response(status_code=204)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -56,6 +57,8 @@ def parse_filters(params: dict[str, Any]) -> dict[str, Any]:
             raise errors.InvalidInput.field("count", f"must be from 1 to {MAX_COUNT}")
     starts_at = params.get("starts_at")
     if starts_at:
+        # Upsun's PHP client sends `…+00:00` unencoded in the query: its `+` arrives as a space.
+        starts_at = re.sub(r" (\d{2}(:?\d{2})?)$", r"+\1", starts_at)
         try:
             out["starts_at"] = timefmt.format_ts(timefmt.parse_ts(starts_at))
         except ValueError as exc:

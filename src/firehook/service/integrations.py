@@ -155,14 +155,19 @@ def list_variables(services: Services, principal: model.Token, project_id: str,
         return [v.public() for v in store.list_variables(conn, integration_id)]
 
 
+def _variable(conn: Any, integration_id: str, ref: str) -> model.Variable:
+    var = store.find_variable(conn, integration_id, ref)
+    if var is None:
+        raise errors.NotFound(f"variable {ref} not found on integration {integration_id} (by id or name)")
+    return var
+
+
 def get_variable(services: Services, principal: model.Token, project_id: str, integration_id: str,
-                 name: str) -> dict[str, Any]:
+                 ref: str) -> dict[str, Any]:
+    """The variable whose id, else name, is ``ref``."""
     get_model(services, principal, project_id, integration_id)
     with services.database.read() as conn:
-        var = store.get_variable(conn, integration_id, name)
-    if var is None:
-        raise errors.NotFound(f"variable {name} not found on integration {integration_id}")
-    return var.public()
+        return _variable(conn, integration_id, ref).public()
 
 
 def create_variable(services: Services, principal: model.Token, project_id: str, integration_id: str,
@@ -176,6 +181,7 @@ def create_variable(services: Services, principal: model.Token, project_id: str,
     var = model.Variable(id=ids.new_id(), integration=integration_id, name=changes["name"], value=changes["value"],
                          is_json=changes.get("is_json", False), is_sensitive=changes.get("is_sensitive", False),
                          attributes=changes.get("attributes", {}), created_at=now, updated_at=now)
+    validation.maskable(var.value, var.is_sensitive)
     with services.database.write() as conn:
         if store.get_variable(conn, integration_id, var.name) is not None:
             raise errors.Conflict(f"variable {var.name} already exists; update it with PATCH",
@@ -185,17 +191,22 @@ def create_variable(services: Services, principal: model.Token, project_id: str,
 
 
 def update_variable(services: Services, principal: model.Token, project_id: str, integration_id: str,
-                    name: str, body: Any) -> dict[str, Any]:
+                    ref: str, body: Any) -> dict[str, Any]:
+    """Update the variable whose id, else name, is ``ref``. Its own ``name`` and read-only
+    fields sent back as read are ignored."""
     require_write(principal)
     get_model(services, principal, project_id, integration_id)
-    changes = validation.variable_changes(body, creating=False)
     with services.database.write() as conn:
-        var = store.get_variable(conn, integration_id, name)
-        if var is None:
-            raise errors.NotFound(f"variable {name} not found on integration {integration_id}")
+        var = _variable(conn, integration_id, ref)
+        if isinstance(body, dict) and body.get("name") == var.name:
+            body = {k: v for k, v in body.items() if k != "name"}
+        changes = validation.variable_changes(body, creating=False)
         if var.is_sensitive and changes.get("is_sensitive") is False:
             raise errors.InvalidInput.field("is_sensitive", "a sensitive variable cannot be made non-sensitive")
+        if var.is_sensitive and changes.get("value") == model.SECRET_MASK:
+            changes.pop("value")  # the masked value as read back: the value is kept
         fresh = dataclasses.replace(var, **changes, updated_at=timefmt.now_ts())
+        validation.maskable(fresh.value, fresh.is_sensitive)
         if fresh.is_json:
             _parse_json_value(fresh.value)
         store.save_variable(conn, fresh)
@@ -203,12 +214,13 @@ def update_variable(services: Services, principal: model.Token, project_id: str,
 
 
 def delete_variable(services: Services, principal: model.Token, project_id: str, integration_id: str,
-                    name: str) -> None:
+                    ref: str) -> None:
+    """Delete the variable whose id, else name, is ``ref``."""
     require_write(principal)
     get_model(services, principal, project_id, integration_id)
     with services.database.write() as conn:
-        if not store.delete_variable(conn, integration_id, name):
-            raise errors.NotFound(f"variable {name} not found on integration {integration_id}")
+        var = _variable(conn, integration_id, ref)
+        store.delete_variable(conn, integration_id, var.id)
 
 
 def script_variables(variables: list[model.Variable]) -> dict[str, Any]:

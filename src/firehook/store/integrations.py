@@ -147,6 +147,17 @@ def get_variable(conn: sa.Connection, integration_id: str, name: str) -> model.V
     return _variable(row) if row else None
 
 
+def find_variable(conn: sa.Connection, integration_id: str, ref: str) -> model.Variable | None:
+    """The variable of this integration whose stable ``id`` is ``ref``, else the one named ``ref``
+    (tools written for Upsun address variables by id, people by name)."""
+    rows = conn.execute(
+        sa.select(variables).where(V.integration_id == integration_id, sa.or_(V.id == ref, V.name == ref))
+    ).mappings().all()
+    by_id = [r for r in rows if r["id"] == ref]
+    chosen = by_id[0] if by_id else (rows[0] if rows else None)
+    return _variable(chosen) if chosen else None
+
+
 def insert_variable(conn: sa.Connection, var: model.Variable) -> None:
     conn.execute(variables.insert().values(
         id=var.id, integration_id=var.integration, name=var.name, value=var.value, is_json=var.is_json,
@@ -162,6 +173,6 @@ def save_variable(conn: sa.Connection, var: model.Variable) -> None:
     ))
 
 
-def delete_variable(conn: sa.Connection, integration_id: str, name: str) -> bool:
-    result = conn.execute(variables.delete().where(V.integration_id == integration_id, V.name == name))
+def delete_variable(conn: sa.Connection, integration_id: str, variable_id: str) -> bool:
+    result = conn.execute(variables.delete().where(V.integration_id == integration_id, V.id == variable_id))
     return result.rowcount > 0
