@@ -195,9 +195,11 @@ def test_newcomer_path(fh: Cli, receiver: Receiver, tmp_path: Path) -> None:
     assert unchanged.returncode == 1 and "No changed values were provided to update." in unchanged.stderr
     assert fh("integration:get", script_id[:6], "-P", "type", *p).stdout == "script\n"  # a partial id, as Upsun
 
-    refused = fh("integration:delete", hook_id, *p, ok=False)
-    assert refused.returncode == 1 and "--yes" in refused.stderr
-    deleted = fh("integration:delete", hook_id, "--yes", *p)
+    refused = fh("integration:delete", hook_id, "-n", *p, ok=False)  # Upsun's --no
+    assert refused.returncode == 1
+    assert f"Delete the integration {hook_id} (type: webhook)? [Y/n] n" in refused.stderr
+    deleted = fh("integration:delete", hook_id, *p)  # no terminal: the default, yes, as Upsun
+    assert f"Delete the integration {hook_id} (type: webhook)? [Y/n] y" in deleted.stderr
     assert f"Deleted integration {hook_id}" in deleted.stderr
     gone = fh("integration:get", hook_id, *p, ok=False)
     assert gone.returncode == 1 and f"Integration not found: {hook_id}" in gone.stderr
@@ -267,7 +269,7 @@ def test_bad_input_is_refused_clearly(fh: Cli, tmp_path: Path) -> None:
     assert wrong_type.returncode == 1
     assert "The option --url cannot be used with the integration type script." in wrong_type.stderr
     no_url = fh("integration:add", "--type", "webhook", *p, ok=False)
-    assert no_url.returncode == 2 and "--url is required" in no_url.stderr
+    assert no_url.returncode == 1 and "--url is required" in no_url.stderr  # Upsun's message and exit code
 
     bad_events = fh("integration:add", "--type", "webhook", "--url", "http://127.0.0.1:9/x",
                     "--events", "environment.push, not/an/event", *p, ok=False)
@@ -386,8 +388,8 @@ def test_replay_and_variables(fh: Cli, receiver: Receiver, tmp_path: Path) -> No
         listed = fh("integration:variable:list", sid, *p, "--format", fmt)
         assert "s3cr3t-value" not in listed.stdout and "#deploys" in listed.stdout
     rows = list(csv.reader(io.StringIO(fh("integration:variable:list", sid, *p, "--format", "csv").stdout)))
-    assert rows[0] == ["Name", "Value", "JSON", "Sensitive", "Updated"]
-    assert ["TOKEN", "******", "false", "true"] in [r[:4] for r in rows]
+    assert rows[0] == ["ID", "Name", "Value", "JSON", "Sensitive", "Updated"]
+    assert ["TOKEN", "******", "false", "true"] in [r[1:5] for r in rows]
     assert fh("integration:variable:get", sid, "TOKEN", "-P", "value", *p).stdout == "******\n"
     assert "s3cr3t-value" not in fh("integration:variable:get", sid, "TOKEN", *p, "--format", "json").stdout
     bad_json = fh("integration:variable:create", sid, "--name", "X", "--value", "{nope", "--json", *p, ok=False)

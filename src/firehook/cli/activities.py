@@ -15,7 +15,7 @@ import click
 from firehook.cli import common, output
 from firehook.cli.client import Client, CliError, HttpError, describe_detail, project_path
 from firehook.cli.common import err
-from firehook.cli.runs import ACTIVITY_HEADER, activity_filters, activity_row, fetch_activities
+from firehook.cli.runs import activity_filters, fetch_activities, render_activities
 
 STATES = ("pending", "in_progress", "complete", "cancelled", "scheduled", "staged")
 BATCH_LINES = 500
@@ -216,8 +216,9 @@ def activity_emit(api: Client, project: str, fmt: output.Format, kind: str | Non
 @common.listing
 @common.project
 @common.remote
-def activity_list(api: Client, project: str, fmt: output.Format, types: tuple[str, ...], states: tuple[str, ...],
-                  result: str | None, limit: int, start: str | None, environment: str | None) -> None:
+def activity_list(api: Client, project: str, fmt: output.Format, types: tuple[str, ...],
+                  exclude_types: tuple[str, ...], states: tuple[str, ...], incomplete: bool, result: str | None,
+                  limit: int, start: str | None, environment: str | None) -> None:
     """List the project's activities, newest first (runs included: they are activities).
 
     Columns: ID, Created, Description, Type, State, Result.
@@ -228,11 +229,11 @@ def activity_list(api: Client, project: str, fmt: output.Format, types: tuple[st
       firehook activity:list -p shop --type integration.script,integration.webhook --result failure
     """
     items = fetch_activities(api, project_path(project, "activities"), types, states, result, limit, start,
-                             environment)
+                             environment, exclude_types=exclude_types, incomplete=incomplete)
     if not items:
         err("No activities found")
         sys.exit(1)
-    output.render([activity_row(a) for a in items], ACTIVITY_HEADER, fmt, json_data=items)
+    render_activities(items, fmt)
     if not fmt.machine_readable and len(items) == limit:
         err("")
         err(f"More activities may be available. To display older activities, increase --limit above {limit}, "

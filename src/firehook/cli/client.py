@@ -32,9 +32,11 @@ EXIT_INVALID = 4
 class CliError(click.ClickException):
     """An error for a person: a message, an exit code, and optional lines for stdout."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR, *, bare: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
+        # Printed as it is, without "Error: " (Upsun's own wording for a refusal).
+        self.bare = bare
 
 
 class HttpError(CliError):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from firehook.cli import client as client_mod
-from firehook.cli import output
+from firehook.cli import dates, interaction, output
 
 SPLIT = re.compile(r"[,\s]+")
 
@@ -65,27 +64,42 @@ def project(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def listing(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--format`` and ``--no-header``; the command gets ``fmt`` (an output.Format)."""
+    """Add ``--format``, ``-c/--columns``, ``--no-header`` and ``--date-fmt`` (Upsun's table
+    options); the command gets ``fmt`` (an output.Format)."""
 
     @click.option("--format", "format_", type=click.Choice(output.FORMATS), default="table", show_default=True,
                   help="The output format.")
+    @click.option("-c", "--columns", multiple=True, metavar="COLUMNS",
+                  help='Columns to display (the column names of the table, any case). The character "+" can be '
+                       "used as a placeholder for the default columns. The % or * characters may be used as a "
+                       'wildcard. Values may be split by commas (e.g. "a,b,c") and/or whitespace.')
     @click.option("--no-header", is_flag=True, help="Do not output the table header.")
+    @click.option("--date-fmt", metavar="FORMAT", default=None,
+                  help="The date format (as a PHP date format string) [default: c]. Dates are shown in the local "
+                       "time zone (TZ).")
     @functools.wraps(fn)
-    def wrapper(*args: Any, format_: str, no_header: bool, **kwargs: Any) -> Any:
-        return fn(*args, fmt=output.Format(format_, no_header), **kwargs)
+    def wrapper(*args: Any, format_: str, columns: tuple[str, ...], no_header: bool, date_fmt: str | None,
+                **kwargs: Any) -> Any:
+        output.DATE_FORMAT = date_fmt or dates.DEFAULT_FORMAT
+        return fn(*args, fmt=output.Format(format_, no_header, columns), **kwargs)
 
     return wrapper
 
 
-def confirm(question: str, yes: bool, refusal: str) -> bool:
-    """Ask ``question`` unless ``yes``; without a terminal on stdin, refuse with ``refusal``."""
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise client_mod.CliError(refusal)
-    return click.confirm(question, default=False, err=True)
+def wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Upsun's ``-W/--no-wait`` and ``--wait``: accepted and without effect, since firehook's
+    operations are complete when the server answers."""
+
+    @click.option("-W", "--no-wait", "no_wait", is_flag=True, help="Do not wait for the operation to complete "
+                  "(firehook: without effect, operations are synchronous).")
+    @click.option("--wait", "wait", is_flag=True, help="Wait for the operation to complete (default).")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, no_wait: bool, wait: bool, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def err(message: str = "") -> None:
-    """A message for the person (stderr), so stdout stays machine-readable."""
-    click.echo(message, err=True)
+    """A message for the person (stderr), so stdout stays machine-readable; none with -q."""
+    interaction.message(message)

@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from firehook.cli import common, output
+from firehook.cli import common, form, interaction, output
 from firehook.cli.client import EXIT_INVALID, Client, CliError, HttpError, project_path
 from firehook.cli.common import err
+from firehook.cli.selection import select_integration
 
-TYPES = ("script", "webhook")
+TYPES = form.TYPES
 # option name → (API field, the integration types it applies to)
 FIELD_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "file": ("script", ("script",)),
@@ -109,48 +110,8 @@ def collect_fields(kind: str, options: dict[str, Any], *, creating: bool) -> dic
         else:
             values[field] = given
     if creating:
-        required = {"script": "file", "webhook": "url"}[kind]
-        if FIELD_OPTIONS[required][0] not in values:
-            raise click.UsageError(f"--{required} is required for a {kind} integration.")
+        values = form.ask_missing(kind, values)
     return values
-
-
-def find_integration(api: Client, project: str, ident: str) -> dict[str, Any]:
-    """The integration with this id, or the only one whose id starts with it (as Upsun does)."""
-    try:
-        return dict(api.get(project_path(project, "integrations", ident)))
-    except HttpError as exc:
-        if exc.status != 404 or str(exc.detail).startswith("project "):
-            raise
-    matches = [i for i in api.get(project_path(project, "integrations")) if i["id"].startswith(ident)]
-    if len(matches) == 1:
-        return dict(matches[0])
-    if len(matches) > 1:
-        ids = ", ".join(i["id"] for i in matches)
-        raise CliError(f'The partial ID "{ident}" is ambiguous; it matches the following Integration IDs: {ids}')
-    raise CliError(f"Integration not found: {ident}")
-
-
-def select_integration(api: Client, project: str, ident: str | None, *,
-                       optional: bool = False) -> dict[str, Any] | None:
-    """``ident``'s integration. Without one: the only integration of the project, else a
-    choice on a terminal (as Upsun asks), else None when ``optional`` (the caller then works
-    across all integrations) or an error."""
-    if ident:
-        return find_integration(api, project, ident)
-    items = api.get(project_path(project, "integrations"))
-    if len(items) == 1:
-        return dict(items[0])
-    if not sys.stdin.isatty():
-        if optional:
-            return None
-        raise CliError("An integration ID is required.")
-    if not items:
-        raise CliError("No integrations found.")
-    for n, item in enumerate(items, start=1):
-        err(f"  [{n}] {item['id']} ({item['type']})")
-    choice = click.prompt("Enter a number to choose an integration", type=click.IntRange(1, len(items)), err=True)
-    return dict(items[choice - 1])
 
 
 def summary(item: dict[str, Any]) -> str:
@@ -182,6 +143,12 @@ def _invalid(exc: HttpError) -> bool:
     return exc.status == 400 and isinstance(exc.detail, dict)
 
 
+def _selected(api: Client, project: str, ident: str | None) -> dict[str, Any]:
+    item = select_integration(api, project, ident)
+    assert item is not None  # not lenient: refused rather than None
+    return item
+
+
 def show(entity: dict[str, Any], fmt: output.Format) -> None:
     output.render_properties(entity, fmt, json_data=entity)
 
@@ -190,17 +157,22 @@ def show(entity: dict[str, Any], fmt: output.Format) -> None:
 
 
 @click.command("integration:add")
-@click.option("--type", "kind", type=click.Choice(TYPES), required=True, help="The integration type.")
+@click.option("--type", "kind", type=click.Choice(TYPES), help="The integration type.")
 @field_options
+@common.wait_options
 @common.listing
 @common.project
 @common.remote
-def integration_add(api: Client, project: str, fmt: output.Format, kind: str, **options: Any) -> None:
+def integration_add(api: Client, project: str, fmt: output.Format, kind: str | None, **options: Any) -> None:
     """Add an integration to the project.
 
     Prints `Created integration <id> (type: <type>)` on stderr and the integration as a
     Property/Value table. Values of list options split on commas and spaces. A script that
     does not compile is refused with its line and column (exit code 4).
+
+    On a terminal, what the options leave out is asked, with Upsun's questions (the type, the
+    URL or script file, events, states, environments); without one, a missing --type, --url
+    or --file fails with `--type is required` (exit code 1).
 
     \b
     Examples:
@@ -208,6 +180,7 @@ def integration_add(api: Client, project: str, fmt: output.Format, kind: str, **
       firehook integration:add --type webhook --url https://hooks.example.com/fh \\
           --shared-key "$KEY" --events 'environment.push, environment.deploy' --states complete
     """
+    kind = form.resolve_type(kind)
     values = collect_fields(kind, options, creating=True)
     values["type"] = kind
     try:
@@ -225,15 +198,18 @@ def integration_add(api: Client, project: str, fmt: output.Format, kind: str, **
 
 
 @click.command("integration:update")
-@click.argument("integration_id", metavar="ID")
+@click.argument("integration_id", metavar="[ID]", required=False)
 @click.option("--type", "kind", hidden=True, help="Not supported: the type cannot change.")
 @field_options
+@common.wait_options
 @common.listing
 @common.project
 @common.remote
-def integration_update(api: Client, project: str, fmt: output.Format, integration_id: str, kind: str | None,
-                       **options: Any) -> None:
+def integration_update(api: Client, project: str, fmt: output.Format, integration_id: str | None,
+                       kind: str | None, **options: Any) -> None:
     """Update an integration.
+
+    ID: leave it out to choose from a list (on a terminal).
 
     Only the options given change; the script is replaced in place (its id, variables and
     storage are kept). Exit code 4 when the server finds the new values invalid.
@@ -246,7 +222,7 @@ def integration_update(api: Client, project: str, fmt: output.Format, integratio
     if kind:
         raise CliError("The --type option is not supported on the integration:update command. "
                        "The integration type cannot be changed.")
-    current = find_integration(api, project, integration_id)
+    current = _selected(api, project, integration_id)
     values = collect_fields(current["type"], options, creating=False)
     changed = {k: v for k, v in values.items() if k == "shared_key" or current.get(k) != v}
     if not changed:
@@ -269,20 +245,23 @@ def integration_update(api: Client, project: str, fmt: output.Format, integratio
 
 
 @click.command("integration:get")
-@click.argument("integration_id", metavar="ID")
+@click.argument("integration_id", metavar="[ID]", required=False)
 @click.option("-P", "--property", "prop", metavar="PROPERTY", help="The integration property to view.")
 @common.listing
 @common.project
 @common.remote
-def integration_get(api: Client, project: str, fmt: output.Format, integration_id: str, prop: str | None) -> None:
+def integration_get(api: Client, project: str, fmt: output.Format, integration_id: str | None,
+                    prop: str | None) -> None:
     """View details of an integration.
+
+    ID: leave it out to choose from a list (on a terminal).
 
     \b
     Examples:
       firehook integration:get a1kz6ffxui7em
       firehook integration:get a1kz6ffxui7em -P script > current.js
     """
-    entity = find_integration(api, project, integration_id)
+    entity = _selected(api, project, integration_id)
     if prop:
         output.print_property(entity, prop)
         return
@@ -322,36 +301,38 @@ def integration_list(api: Client, project: str, fmt: output.Format, kind: str | 
 
 
 @click.command("integration:delete")
-@click.argument("integration_id", metavar="ID")
-@click.option("-y", "--yes", is_flag=True, help="Answer yes to the confirmation question.")
+@click.argument("integration_id", metavar="[ID]", required=False)
+@common.wait_options
 @common.project
 @common.remote
-def integration_delete(api: Client, project: str, integration_id: str, yes: bool) -> None:
+def integration_delete(api: Client, project: str, integration_id: str | None) -> None:
     """Delete an integration from a project.
 
+    ID: leave it out to choose from a list (on a terminal).
+
     Its variables and storage go with it; its past runs stay readable. Asks for
-    confirmation; without a terminal (CI), pass --yes.
+    confirmation on a terminal; without one the answer is the default, yes (as in Upsun),
+    and the question is printed with it. -n (--no) answers no.
 
     \b
     Example:
       firehook integration:delete a1kz6ffxui7em --yes
     """
-    item = find_integration(api, project, integration_id)
-    question = f"Delete the integration {item['id']} (type: {item['type']})?"
-    refusal = (f"Not deleting the integration {item['id']}: there is no terminal to confirm on. "
-               "Pass --yes (-y) to delete without confirmation.")
-    if not common.confirm(question, yes, refusal):
+    item = _selected(api, project, integration_id)
+    if not interaction.confirm(f"Delete the integration {item['id']} (type: {item['type']})?"):
         sys.exit(1)
     api.delete(project_path(project, "integrations", item["id"]))
     err(f"Deleted integration {item['id']}")
 
 
 @click.command("integration:validate")
-@click.argument("integration_id", metavar="ID")
+@click.argument("integration_id", metavar="[ID]", required=False)
 @common.project
 @common.remote
-def integration_validate(api: Client, project: str, integration_id: str) -> None:
+def integration_validate(api: Client, project: str, integration_id: str | None) -> None:
     """Validate an existing integration.
+
+    ID: leave it out to choose from a list (on a terminal).
 
     A script is compiled and dry-run against the latest activity it matches (no side
     effects); a webhook gets a test delivery. An exit code of 0 means the integration is
@@ -361,7 +342,7 @@ def integration_validate(api: Client, project: str, integration_id: str) -> None
     Example:
       firehook integration:validate a1kz6ffxui7em || echo "invalid: $?"
     """
-    item = find_integration(api, project, integration_id)
+    item = _selected(api, project, integration_id)
     err(f"Validating the integration {item['id']} (type: {item['type']})...")
     response = api.request("POST", project_path(project, "integrations", item["id"], "validate"), accept=(400,))
     report = response.json()

@@ -8,7 +8,7 @@ import click
 
 import firehook
 from firehook import errors
-from firehook.cli import activities, integrations, local, projects, runs, server, tokens, variables
+from firehook.cli import activities, integrations, interaction, local, projects, runs, server, tokens, variables
 from firehook.cli.client import CliError
 
 EXIT_CODES = """\b
@@ -27,7 +27,17 @@ class Group(click.Group):
     shows it), and resolves the Upsun aliases (``integrations``, ``integration:activities``)."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+        command = super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+        if command is not None or ":" not in cmd_name:
+            return command
+        # Symfony Console's abbreviations, which Upsun users type: each part a prefix (int:get).
+        parts = cmd_name.split(":")
+        matches = [name for name in self.list_commands(ctx)
+                   if len(name.split(":")) == len(parts)
+                   and all(full.startswith(part) for full, part in zip(name.split(":"), parts, strict=True))]
+        if len(matches) > 1:
+            raise CliError(f'Command "{cmd_name}" is ambiguous. Did you mean one of these? {", ".join(matches)}')
+        return super().get_command(ctx, matches[0]) if matches else None
 
     def resolve_command(self, ctx: click.Context,
                         args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
@@ -35,22 +45,23 @@ class Group(click.Group):
         return (command.name if command else None), command, rest
 
     def invoke(self, ctx: click.Context) -> object:
-        verbose = bool(ctx.params.get("verbose"))
+        interaction.configure(g_verbose=int(ctx.params.get("verbose") or 0))
         try:
             return super().invoke(ctx)
         except (CliError, errors.FirehookError) as exc:
-            if verbose:
+            if interaction.STATE.verbosity:
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"Error: {exc.message}", err=True)
+            bare = getattr(exc, "bare", False)
+            click.echo(exc.message if bare else f"Error: {exc.message}", err=True)
             sys.exit(getattr(exc, "exit_code", 1))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(firehook.__version__, prog_name="firehook")
-@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of an error.")
-def cli(verbose: bool) -> None:
+@click.option("-v", "--verbose", count=True, help="Increase the verbosity (-v, -vv, -vvv); an error shows its traceback.")
+def cli(verbose: int) -> None:
     """firehook: activity scripts and signed webhooks, self-hosted.
 
     Commands other than serve, worker, db:upgrade, script:run and webhook:verify talk to a
@@ -65,6 +76,15 @@ def cli(verbose: bool) -> None:
       firehook integration:add --type script --file ./my_script.js
       firehook activity:emit --type environment.push -e main --state complete
       firehook integration:activity:log <integration id>
+
+    \b
+    Global options (on every command, anywhere on its line, as in the Upsun CLI):
+      -y, --yes          answer "yes" to confirmation questions; disable interaction
+      -n, --no           answer "no" to confirmation questions; disable interaction
+      --no-interaction   do not ask any question; accept default values
+                         (also FIREHOOK_NO_INTERACTION=1)
+      -q, --quiet        only print necessary output (implies --no-interaction)
+      -v, -vv, -vvv      increase the verbosity; an error shows its traceback
     """
 
 
@@ -95,6 +115,7 @@ def completion(shell: str) -> None:
 for command in (server.serve, server.worker, server.db_upgrade, *projects.COMMANDS, *integrations.COMMANDS,
                 *runs.COMMANDS, *variables.COMMANDS, *activities.COMMANDS, *tokens.COMMANDS, *local.COMMANDS,
                 completion):
+    interaction.add_global_options(command)
     cli.add_command(command)
 
 

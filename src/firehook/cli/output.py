@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
 import io
 import json
 import re
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from firehook.cli import dates
 from firehook.cli.client import CliError
 
 if TYPE_CHECKING:
@@ -31,10 +31,15 @@ _YAML_KEYWORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "
 MASK = "******"
 
 
+# The --date-fmt of the running command (a PHP date() format, Upsun's default "c").
+DATE_FORMAT = dates.DEFAULT_FORMAT
+
+
 @dataclasses.dataclass(frozen=True)
 class Format:
     name: str = "table"
     no_header: bool = False
+    columns: tuple[str, ...] = ()  # -c/--columns as given
 
     @property
     def machine_readable(self) -> bool:
@@ -66,9 +71,40 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def render(rows: Sequence[Sequence[Any]], header: Sequence[str], fmt: Format, json_data: Any = None) -> None:
+def _split_columns(given: Sequence[str]) -> list[str]:
+    values = list(given)
+    if len(values) == 1 and "+" in values[0]:  # "+id" and "id+" as Upsun reads them
+        values = [re.sub(r"\+([\w%*])", r"+,\1", re.sub(r"([\w%*])\+", r"\1,+", values[0]))]
+    return [part for value in values for part in re.split(r"[,\s]+", value) if part]
+
+
+def columns_to_display(keys: Sequence[str], default: Sequence[str], given: Sequence[str]) -> list[int]:
+    """Upsun's ``-c/--columns``: names (any case), ``+`` for the default columns, ``%`` or ``*``
+    as wildcards. Returns the indexes of the columns to show; CliError for an unknown name."""
+    names = [k.lower() for k in keys]
+    requested: list[str] = []
+    for value in _split_columns(given) or ["+"]:
+        requested += [d.lower() for d in default] if value == "+" else [value.lower()]
+    chosen: list[int] = []
+    for want in requested:
+        pattern = re.compile("^" + re.escape(want).replace("%", ".*").replace("\\*", ".*") + "$")
+        matched = [i for i, n in enumerate(names) if pattern.match(n)]
+        if not matched:
+            available = ", ".join([f"{d.lower()}*" for d in default] + sorted(set(names) - {d.lower() for d in default}))
+            raise CliError(f"Column not found: {want} (available columns: {available})")
+        chosen += [i for i in matched if i not in chosen]
+    return chosen
+
+
+def render(rows: Sequence[Sequence[Any]], header: Sequence[str], fmt: Format, json_data: Any = None,
+           keys: Sequence[str] | None = None, default: Sequence[str] | None = None) -> None:
     """Print ``rows`` under ``header`` in ``fmt``; ``json`` prints ``json_data`` when given
-    (the API objects), else the rows as objects keyed by the header."""
+    (the API objects), else the rows as objects keyed by the header. ``keys`` name the columns
+    for ``-c/--columns`` (default: the header's words), ``default`` those shown without it."""
+    keys = list(keys or [h.lower().replace(" ", "_") for h in header])
+    shown = columns_to_display(keys, default or keys, fmt.columns)
+    header = [header[i] for i in shown]
+    rows = [[row[i] if i < len(row) else "" for i in shown] for row in rows]
     if fmt.name == "json":
         data = json_data if json_data is not None else [dict(zip(header, map(cell, row), strict=False)) for row in rows]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -109,13 +145,16 @@ def render_properties(properties: Mapping[str, Any], fmt: Format, json_data: Any
 
 
 def print_property(doc: Mapping[str, Any], prop: str) -> None:
-    """Print one property of ``doc`` (``-P/--property``; dotted for nested), or CliError when
-    it is missing."""
+    """Print one property of ``doc`` (``-P/--property``; dotted for nested, numbers index
+    lists), or CliError when it is missing."""
     value: Any = doc
     for part in prop.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]  # a list index, as Upsun's nested-array lookup: events.0
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
             raise CliError(f"Property not found: {prop}")
-        value = value[part]
     click.echo(format_value(value, prop.split(".")[-1]))
 
 
@@ -135,16 +174,9 @@ def format_value(value: Any, prop: str | None = None) -> str:
 
 
 def format_date(text: str | None) -> str:
-    """``2025-12-14T15:41:05.821145+00:00`` → ``2025-12-14T15:41:05+00:00`` (Upsun's ``c``)."""
-    if not text:
-        return ""
-    try:
-        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return text
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.replace(microsecond=0).isoformat()
+    """A timestamp as Upsun shows it: local time zone, the --date-fmt (default ``c``:
+    ``2025-12-14T16:41:05+01:00``)."""
+    return dates.format_date(text, DATE_FORMAT)
 
 
 def _scalar(value: Any) -> str:

@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from firehook.cli import common, output
+from firehook.cli import common, interaction, output
 from firehook.cli.client import Client, CliError, project_path
 from firehook.cli.common import err
-from firehook.cli.integrations import find_integration
+from firehook.cli.selection import find_integration
 
-HEADER = ("Name", "Value", "JSON", "Sensitive", "Updated")
+HEADER = ("ID", "Name", "Value", "JSON", "Sensitive", "Updated")
 
 
 def _value(given: str) -> str:
@@ -72,7 +72,7 @@ def variable_create(api: Client, project: str, fmt: output.Format, integration_i
     _check_json(value, is_json)
     body = {"name": name, "value": value, "is_json": is_json, "is_sensitive": sensitive}
     var = api.post(_path(project, item["id"]), body)["_embedded"]["entity"]
-    err(f"Created variable {var['name']} on integration {item['id']}")
+    err(f"Created variable {var['name']} (ID: {var['id']}) on integration {item['id']}")
     show(var, fmt)
 
 
@@ -84,7 +84,8 @@ def variable_create(api: Client, project: str, fmt: output.Format, integration_i
 def variable_list(api: Client, project: str, fmt: output.Format, integration_id: str) -> None:
     """List the variables of an integration (sensitive values shown as ******).
 
-    Columns: Name, Value, JSON, Sensitive, Updated.
+    Columns: ID, Name, Value, JSON, Sensitive, Updated. A variable's ID is stable: the other
+    variable commands (and the API) take its ID or its name.
 
     \b
     Example:
@@ -95,21 +96,21 @@ def variable_list(api: Client, project: str, fmt: output.Format, integration_id:
     if not items:
         err(f"No variables found on integration {item['id']}")
         sys.exit(1)
-    rows = [(v["name"], shown_value(v), output.cell(bool(v.get("is_json"))), output.cell(bool(v.get("is_sensitive"))),
+    rows = [(v["id"], v["name"], shown_value(v), output.cell(bool(v.get("is_json"))), output.cell(bool(v.get("is_sensitive"))),
              output.format_date(v.get("updated_at"))) for v in items]
     output.render(rows, HEADER, fmt, json_data=items)
 
 
 @click.command("integration:variable:get")
 @click.argument("integration_id", metavar="INTEGRATION")
-@click.argument("name", metavar="NAME")
+@click.argument("name", metavar="VARIABLE")
 @click.option("-P", "--property", "prop", metavar="PROPERTY", help="The property to view (e.g. value).")
 @common.listing
 @common.project
 @common.remote
 def variable_get(api: Client, project: str, fmt: output.Format, integration_id: str, name: str,
                  prop: str | None) -> None:
-    """View a variable of an integration.
+    """View a variable of an integration (VARIABLE: its ID or its name).
 
     \b
     Example:
@@ -130,7 +131,7 @@ def variable_get(api: Client, project: str, fmt: output.Format, integration_id: 
 
 @click.command("integration:variable:update")
 @click.argument("integration_id", metavar="INTEGRATION")
-@click.argument("name", metavar="NAME")
+@click.argument("name", metavar="VARIABLE")
 @click.option("--value", metavar="VALUE", help="The new value (- reads it from stdin).")
 @click.option("--json/--no-json", "is_json", default=None, help="Whether the value is JSON.")
 @click.option("--sensitive", is_flag=True, default=None,
@@ -140,7 +141,7 @@ def variable_get(api: Client, project: str, fmt: output.Format, integration_id: 
 @common.remote
 def variable_update(api: Client, project: str, fmt: output.Format, integration_id: str, name: str,
                     value: str | None, is_json: bool | None, sensitive: bool | None) -> None:
-    """Update a variable of an integration.
+    """Update a variable of an integration (VARIABLE: its ID or its name).
 
     \b
     Example:
@@ -164,21 +165,18 @@ def variable_update(api: Client, project: str, fmt: output.Format, integration_i
 
 @click.command("integration:variable:delete")
 @click.argument("integration_id", metavar="INTEGRATION")
-@click.argument("name", metavar="NAME")
-@click.option("-y", "--yes", is_flag=True, help="Answer yes to the confirmation question.")
+@click.argument("name", metavar="VARIABLE")
 @common.project
 @common.remote
-def variable_delete(api: Client, project: str, integration_id: str, name: str, yes: bool) -> None:
-    """Delete a variable of an integration.
+def variable_delete(api: Client, project: str, integration_id: str, name: str) -> None:
+    """Delete a variable of an integration (VARIABLE: its ID or its name).
 
     \b
     Example:
       firehook integration:variable:delete a1kz6ffxui7em SLACK_CHANNEL --yes
     """
     item = find_integration(api, project, integration_id)
-    refusal = (f"Not deleting the variable {name}: there is no terminal to confirm on. "
-               "Pass --yes (-y) to delete without confirmation.")
-    if not common.confirm(f"Delete the variable {name} of integration {item['id']}?", yes, refusal):
+    if not interaction.confirm(f"Delete the variable {name} of integration {item['id']}?"):
         sys.exit(1)
     api.delete(_path(project, item["id"], name))
     err(f"Deleted variable {name} from integration {item['id']}")
