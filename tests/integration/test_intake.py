@@ -170,7 +170,11 @@ def test_variables(services: Any, admin: model.Token) -> None:
         integrations.create_variable(services, admin, pid, iid, {"name": "BAD", "value": "{", "is_json": True})
     with pytest.raises(errors.Conflict):
         integrations.create_variable(services, admin, pid, iid, {"name": "CONF", "value": "1"})
-    integrations.update_variable(services, admin, pid, iid, "TOKEN", {"value": "new"})
+    with pytest.raises(errors.InvalidInput, match="at least 4 characters"):  # too short to mask in a log
+        integrations.update_variable(services, admin, pid, iid, "TOKEN", {"value": "new"})
+    with pytest.raises(errors.InvalidInput, match="at least 4 characters"):
+        integrations.create_variable(services, admin, pid, iid, {"name": "PIN", "value": "123", "is_sensitive": True})
+    integrations.update_variable(services, admin, pid, iid, "TOKEN", {"value": "newer"})
     integrations.delete_variable(services, admin, pid, iid, "CONF")
     assert [v["name"] for v in integrations.list_variables(services, admin, pid, iid)] == ["TOKEN"]
 
@@ -206,8 +210,16 @@ def test_listing_filters(services: Any, admin: model.Token) -> None:
     intake.patch(services, admin, pid, "a1", {"state": "in_progress"})
     assert ids({"state": ["in_progress", "pending"]}) == ["a1"]
     assert ids({"state": "complete,in_progress"}) == ["a2", "a1", "a0"]
-    assert ids({"starts_at": "2025-01-03T00:00:00Z"}) == ["a1", "a0"]
-    for bad in ({"count": "0"}, {"count": "x"}, {"state": "nope"}, {"starts_at": "later"}):
+    # by when firehook received them, not by the documents' own created_at (issue 15)
+    assert ids({"starts_at": "2025-01-03T00:00:00Z"}) == []
+    assert ids({"starts_at": "2999-01-01T00:00:00Z"}) == ["a2", "a1", "a0"]
+    intake.ingest(services, admin, pid, {"id": "early", "type": "environment.backup", "environments": ["main"],
+                                         "created_at": "2001-01-01T00:00:00.000000+00:00"})
+    assert ids({})[0] == "early"
+    assert ids({"type": "environment.*"}) == ["early", "a2", "a1", "a0"]
+    assert ids({"type": ["environment.d*", "environment.b?ckup"]}) == ["early", "a1"]
+    assert ids({"type": "environment_*"}) == []  # _ is a character, not LIKE's wildcard
+    for bad in ({"count": "0"}, {"count": "x"}, {"state": "nope"}, {"starts_at": "later"}, {"type": "env.[ab]"}):
         with pytest.raises(errors.InvalidInput):
             activities.list_(services, admin, pid, bad)
 

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 import firehook
 from firehook import errors, metrics, outbound, queue, supervisor, web
-from firehook.api import activities, docs, health, integrations, projects, relay, tokens
+from firehook.api import activities, docs, health, integrations, projects, relay, storage, tokens
 from firehook.api import intake as intake_api
 from firehook.api import metrics as metrics_routes
 from firehook.api.http import error_response
@@ -117,7 +117,7 @@ def create_app(services: Services, *, start_worker: Callable[[], Any] | None = N
         log.exception("event=api.unexpected_error")
         return error_response(500, "Internal Server Error", "an unexpected error occurred; see the server log")
 
-    for module in (health, docs, metrics_routes, projects, integrations, activities, tokens, relay, web):
+    for module in (health, docs, metrics_routes, projects, integrations, storage, activities, tokens, relay, web):
         app.include_router(module.router)
     app.include_router(integrations.dry_run_router)
     return app

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,14 @@ def script_run(script_file: str, activity_file: str, project_file: str | None, v
     project = read_json_object(project_file, "project") if project_file else {
         "id": activity.get("project") or "local", "title": "Local run"}
     variables = read_json_object(variables_file, "variables") if variables_file else {}
+    if storage_file:
+        check_writable(storage_file)
     try:
         storage = scripts.MemoryStorage.load(storage_file) if storage_file else scripts.MemoryStorage()
     except ValueError as exc:
         raise CliError(f"The storage file {storage_file} is not usable: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"Cannot read the storage file {storage_file}: {exc.strerror or exc}") from None
     settings = load_settings(flags)
 
     def log(line: str) -> None:
@@ -103,12 +108,29 @@ def script_run(script_file: str, activity_file: str, project_file: str | None, v
         dry_fetch=dry_fetch,
     )
     if storage_file:
-        storage.save(storage_file)
+        try:
+            storage.save(storage_file)
+        except OSError as exc:
+            err(f"Error: the storage file {storage_file} cannot be written: {exc.strerror or exc}")
+            sys.exit(1)
     if outcome.success:
         err(f"The script ran successfully ({outcome.duration_ms:.0f} ms).")
         return
     err(f"The script failed ({outcome.duration_ms:.0f} ms): {outcome.error}")
     sys.exit(1)
+
+
+def check_writable(path: str) -> None:
+    """Refuse, before the script runs (its fetch calls may have effects), a storage file that
+    could not be written after it: a directory, a missing or read-only directory."""
+    file = Path(path).expanduser()
+    folder = file.parent if str(file.parent) else Path(".")
+    if file.is_dir():
+        raise CliError(f"The storage file {path} cannot be written: it is a directory.")
+    if not folder.is_dir():
+        raise CliError(f"The storage file {path} cannot be written: the directory {folder} does not exist.")
+    if not os.access(folder, os.W_OK | os.X_OK) or (file.exists() and not os.access(file, os.W_OK)):
+        raise CliError(f"The storage file {path} cannot be written: permission denied.")
 
 
 @click.command("webhook:verify")

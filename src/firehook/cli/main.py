@@ -45,7 +45,6 @@ class Group(click.Group):
         return (command.name if command else None), command, rest
 
     def invoke(self, ctx: click.Context) -> object:
-        interaction.configure(g_verbose=int(ctx.params.get("verbose") or 0))
         try:
             return super().invoke(ctx)
         except (CliError, errors.FirehookError) as exc:
@@ -60,8 +59,7 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(firehook.__version__, prog_name="firehook")
-@click.option("-v", "--verbose", count=True, help="Increase the verbosity (-v, -vv, -vvv); an error shows its traceback.")
-def cli(verbose: int) -> None:
+def cli() -> None:
     """firehook: activity scripts and signed webhooks, self-hosted.
 
     Commands other than serve, worker, db:upgrade, script:run and webhook:verify talk to a
@@ -117,6 +115,7 @@ for command in (server.serve, server.worker, server.db_upgrade, *projects.COMMAN
                 completion):
     interaction.add_global_options(command)
     cli.add_command(command)
+interaction.add_global_options(cli)  # before the command name too: firehook -y integration:delete …
 
 
 def main() -> None:

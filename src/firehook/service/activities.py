@@ -32,10 +32,14 @@ def _values(given: Any) -> list[str]:
 
 
 def parse_filters(params: dict[str, Any]) -> dict[str, Any]:
-    """Listing filters from query parameters: type and state (repeatable or comma-separated), result,
-    environment, count (1–1000), starts_at (only activities created before it)."""
+    """Listing filters from query parameters: type (globs with * and ?) and state (repeatable or
+    comma-separated), result, environment, count (1–1000), starts_at (only activities firehook
+    received before it)."""
     out: dict[str, Any] = {}
     out["types"] = _values(params.get("type"))
+    for kind in out["types"]:
+        if "[" in kind or "]" in kind:
+            raise errors.InvalidInput.field("type", f"{kind!r}: type filters take the globs * and ?, not [...]")
     out["states"] = _values(params.get("state"))
     for st in out["states"]:
         if st not in model.ACTIVITY_STATES | {model.RUN_SKIPPED}:

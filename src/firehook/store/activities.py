@@ -61,12 +61,18 @@ def list_for(
     starts_at: str | None = None,
     count: int = 50,
 ) -> list[dict[str, Any]]:
-    """Newest first. ``starts_at``: only activities created before that time (paging)."""
-    query = sa.select(activities).where(A.project_id == project_id)
+    """Newest first by when firehook received them (not by the document's own ``created_at``,
+    which a sender sets: a fixture from 2024 posted now is the newest), each row with its
+    ``received_at``. ``types`` may hold globs (``*``, ``?``); ``starts_at``: only activities
+    received before that time (paging)."""
+    query = sa.select(activities, RECEIVED.label("received_at")).where(A.project_id == project_id)
     if integration_id is not None:
         query = query.where(A.integration_id == integration_id)
     if types:
-        query = query.where(A.type.in_(list(types)))
+        exact = [t for t in types if "*" not in t and "?" not in t]
+        matches = [A.type.in_(exact)] if exact else []
+        matches += [A.type.like(_like(t), escape="\\") for t in types if t not in exact]
+        query = query.where(sa.or_(*matches))
     if states:
         query = query.where(A.state.in_(list(states)))
     if result:
@@ -74,9 +80,22 @@ def list_for(
     if environment:
         query = query.where(A.environments.contains(jsonutil.dumps(environment)))
     if starts_at:
-        query = query.where(A.created_at < starts_at)
-    query = query.order_by(A.created_at.desc(), A.pk.desc()).limit(count)
+        query = query.where(RECEIVED < starts_at)
+    # Keys are taken in the order activities arrive (new_keys), so the key is the arrival order.
+    query = query.order_by(A.pk.desc()).limit(count)
     return [_row(r) for r in conn.execute(query).mappings()]
+
+
+# When firehook received an activity: the time its first state was snapshotted (intake snapshots
+# every activity it creates); a run, never snapshotted, is created by firehook itself.
+RECEIVED = sa.func.coalesce(
+    sa.select(sa.func.min(S.reached_at)).where(S.activity_pk == A.pk).scalar_subquery(), A.created_at)
+
+
+def _like(glob: str) -> str:
+    """A LIKE pattern for a shell-style glob of ``*`` and ``?``."""
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
 
 
 def snapshot_states(conn: sa.Connection, activity_pk: int) -> set[str]:
