@@ -58,7 +58,8 @@ def _make_tenant(admin: Api, receiver: Receiver, project: str) -> dict[str, str]
              {"shared_key": PLANT_ROTATED_KEY, "keep_previous_key_for": 3600})
     script = admin.ok("POST", f"/api/projects/{project}/integrations", {
         "type": "script", "events": ["environment.push"], "states": ["complete"],
-        "script": "console.log('seen ' + activity.id + ' ' + Object.keys(variables).length);"})["_embedded"]["entity"]
+        "script": "console.log('seen ' + activity.id + ' ' + Object.keys(variables).length);\n"
+                  "storage.set('counter', (storage.get('counter') || 0) + 1);"})["_embedded"]["entity"]
     admin.ok("POST", f"/api/projects/{project}/integrations/{hook['id']}/variables",
              {"name": "SECRET", "value": PLANT_SENSITIVE, "is_sensitive": True})
     admin.ok("POST", f"/api/projects/{project}/integrations/{script['id']}/variables",
@@ -122,6 +123,8 @@ def fill(path: str, ids: dict[str, str], token_id: str = "nosuchtoken01") -> str
               "activity": ids["activity"], "token_id": token_id}
     if path.endswith("/cancel"):
         values["activity"] = ids["run"]
+    if "/storage" in path:  # the script's: it stored a counter
+        values["integration"] = ids["script"]
     out = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values[m.group(1)], path)
     assert "{" not in out, out
     return out
