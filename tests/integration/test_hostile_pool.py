@@ -1,6 +1,7 @@
 """Hostile scripts in the script pool: each ends on its limit with the limit's message, the
 child is replaced when it had to be killed, and meanwhile a trivial run of another project
-completes — with a pool of one process, so the other run gets a spare, not a free slot."""
+gets a process at once and completes — with a pool of one process, so the other run gets the
+spare on standby, not a free slot."""
 
 from __future__ import annotations
 
@@ -11,25 +12,25 @@ import pytest
 
 from firehook.scripts import MemoryStorage, ScriptLimits, limits, pool
 
-HOSTILE = ScriptLimits(timeout=1.0, memory_mb=64, log_bytes=4096)
+HOSTILE = ScriptLimits(timeout=3.0, memory_mb=64, log_bytes=4096)
 SLOW = ScriptLimits(timeout=20.0, memory_mb=64, log_bytes=4096)  # the memory or stack must stop it
 BIG_SCRIPT = "".join(f"var v{n} = {n};\n" for n in range(200_000))  # ~3 MB of declarations
 
 CASES: list[tuple[str, str, ScriptLimits, str | None, str]] = [
-    ("loop", "while (true) {}", HOSTILE, limits.TIMEOUT, "time limit of 1 s exceeded"),
+    ("loop", "while (true) {}", HOSTILE, limits.TIMEOUT, "time limit of 3 s exceeded"),
     ("loop catching everything", "for (;;) { try { for (;;) {} } catch (e) {} }", HOSTILE, limits.TIMEOUT,
-     "time limit of 1 s exceeded"),
+     "time limit of 3 s exceeded"),
     ("async chain", "(async function f() { for (;;) { await null; } })();", HOSTILE, limits.TIMEOUT,
-     "time limit of 1 s exceeded"),
+     "time limit of 3 s exceeded"),
     ("loop in a promise job", "Promise.resolve().then(function () { for (;;) {} });", HOSTILE, limits.TIMEOUT,
-     "time limit of 1 s exceeded"),
+     "time limit of 3 s exceeded"),
     ("log flood", "for (;;) { console.log('spam spam spam spam'); }", HOSTILE, limits.TIMEOUT,
-     "time limit of 1 s exceeded"),
+     "time limit of 3 s exceeded"),
     ("memory", "var keep = []; for (;;) { keep.push(new Array(100000).join('x')); }", SLOW, limits.MEMORY,
      "memory limit of 64 MiB exceeded"),
     ("stack", "function f(n) { return f(n + 1) + 1; } f(0);", SLOW, limits.STACK,
      "RangeError: Maximum call stack size exceeded (stack overflow)"),
-    ("huge script", BIG_SCRIPT, HOSTILE, limits.TIMEOUT, "time limit of 1 s exceeded"),
+    ("huge script", BIG_SCRIPT, HOSTILE, limits.TIMEOUT, "time limit of 3 s exceeded"),
 ]
 
 
@@ -43,34 +44,32 @@ def _request(project: str, source: str, script_limits: ScriptLimits, lines: list
                          [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_a_hostile_script_ends_on_its_limit_while_another_project_runs(
         source: str, script_limits: ScriptLimits, limit: str | None, message: str) -> None:
-    async def main() -> tuple[Any, Any, list[str], list[str], list[str]]:
+    async def main() -> tuple[Any, Any, list[str], list[str]]:
         the_pool = pool.ScriptPool(1, kill_grace=0.5)
-        order: list[str] = []
         hostile_lines: list[str] = []
         good_lines: list[str] = []
         try:
             await the_pool.run(_request("warm", "1", HOSTILE, []))  # the regular child is up
 
-            async def tagged(name: str, request: pool.Request) -> Any:
-                result = await the_pool.run(request)
-                order.append(name)
-                return result
-
-            hostile = asyncio.create_task(tagged("hostile", _request("a", source, script_limits, hostile_lines)))
+            hostile = asyncio.create_task(the_pool.run(_request("a", source, script_limits, hostile_lines)))
             # A's script is in the only regular process, and the spare on standby is up.
             while not hostile.done() and (not the_pool.holding() or len(the_pool.pids()) < 2):
                 await asyncio.sleep(0.01)
-            good = await tagged("good", _request("b", "console.log('b', 1 + 1)", ScriptLimits(timeout=20.0),
-                                                 good_lines))
+            good_task = asyncio.create_task(the_pool.run(_request("b", "console.log('b', 1 + 1)",
+                                                                  ScriptLimits(timeout=20.0), good_lines)))
+            await asyncio.sleep(0)
+            if limit == limits.TIMEOUT:
+                # B got a process at once, while A's script still holds the only regular one
+                # (B's run itself may be slow on a busy machine: its process is niced).
+                assert the_pool.holding() == {"a": 1, "b": 1} and not hostile.done()
+            good = await good_task
             bad = await hostile
-            return bad, good, hostile_lines, good_lines, order
+            return bad, good, hostile_lines, good_lines
         finally:
             await the_pool.aclose()
 
-    bad, good, hostile_lines, good_lines, order = asyncio.run(main())
+    bad, good, hostile_lines, good_lines = asyncio.run(main())
     assert not bad.success
     assert bad.limit == limit
     assert bad.error == message and hostile_lines[-1] == message
     assert good.success and good_lines == ["b 2"]
-    if limit == limits.TIMEOUT:  # a second at least: the trivial run ends first (the others may be quicker)
-        assert order == ["good", "hostile"], "the other project's run waited for the hostile one"

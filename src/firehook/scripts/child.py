@@ -6,7 +6,9 @@ pristine image (a fresh sandbox), its log lines go to the parent as they are wri
 storage calls are answered by the parent, which holds the run's storage. The child knows no
 database, no token and no other run: it has the run's inputs and nothing else.
 
-It dies with its parent (``PR_SET_PDEATHSIG``), and stops when its input closes.
+It dies with its parent (``PR_SET_PDEATHSIG``), stops when its input closes, and runs at a
+lower CPU priority than its parent (``nice`` 10), so that runaway scripts on every core still
+leave the API and the worker the CPU they need to answer.
 """
 
 from __future__ import annotations
@@ -98,8 +100,13 @@ def _die_with_parent() -> None:
         raise SystemExit(0)  # the parent died before prctl: nobody will ever ask anything
 
 
+NICENESS = 10  # scripts yield the CPU to the API and the worker: a runaway never slows them
+
+
 def main() -> None:
     _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     # SIGINT (a terminal's ^C to the whole group) is the parent's business: it stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The protocol owns the original standard output; anything printed goes to stderr.

@@ -13,8 +13,8 @@ child must not be trusted with:
 - **Fair slots.** ``size`` children (one per core by default) are shared by every project,
   but no project holds more than half of them while another project's run waits: a free
   child goes first to the oldest run of a project below that share, and when every child is
-  busy, a spare is started and kept on standby for such a run (at most ``size`` spares, each
-  stopped once the pool is back to its size). So two runaway scripts of one project never
+  busy, a spare started beforehand is on standby for such a run (at most ``size`` spares,
+  each stopped once the pool is back to its size). So two runaway scripts of one project never
   keep another project's trivial run waiting for their deadline, nor for a process to start.
 - **Storage.** The run's storage stays in the parent (the worker records its writes with the
   run's outcome); the child's storage calls are answered here.
@@ -221,21 +221,21 @@ class ScriptPool:
 
     def _dispatch(self) -> None:
         while self._waiting and self._idle:
-            extra = len(self._idle) + len(self._busy) > self.size  # a spare may serve only fairness
-            job = self._next(fair_only=extra)
+            # Past the pool's size in busy children, a child (a spare) serves only fairness.
+            job = self._next(fair_only=len(self._busy) >= self.size)
             if job is None:
                 break
             child = self._idle.pop()
             self._waiting.remove(job)
             self._begin(child, job)
-        # Children to start: up to the pool's size for whatever waits; and once every child
-        # is busy, one spare on standby, so that a run of a project below its share starts at
-        # once rather than after a new process has built its engine.
+        # Children to start: up to the pool's size for whatever waits; and once the pool is in
+        # use, one idle child on standby whenever it can, so that a run of a project below its
+        # share starts at once rather than after a new process has built its engine (seconds
+        # on a busy machine).
         alive = len(self._idle) + len(self._busy) + self._starting
         waiting = len(self._waiting)
         want = min(waiting - self._starting, self.size - alive)
-        if want <= 0 and alive < self.max_children and not self._idle and self._starting == 0 \
-                and len(self._busy) >= self.size:
+        if want <= 0 and alive < self.max_children and not self._idle and self._starting == 0:
             want = 1
         for _ in range(max(0, want)):
             self._spawn_soon()
@@ -244,7 +244,8 @@ class ScriptPool:
             self._retire(self._idle.pop())
 
     def _standby(self) -> int:
-        """Idle children to keep beyond the pool's size: one while every regular one is busy."""
+        """Idle children to keep beyond the pool's size: one while every regular one is busy
+        (else a regular one is idle, and serves as the standby)."""
         return 1 if len(self._busy) >= self.size else 0
 
     def _begin(self, child: _Child, job: _Job) -> None:
