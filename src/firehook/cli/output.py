@@ -90,7 +90,8 @@ def columns_to_display(keys: Sequence[str], default: Sequence[str], given: Seque
         pattern = re.compile("^" + re.escape(want).replace("%", ".*").replace("\\*", ".*") + "$")
         matched = [i for i, n in enumerate(names) if pattern.match(n)]
         if not matched:
-            available = ", ".join([f"{d.lower()}*" for d in default] + sorted(set(names) - {d.lower() for d in default}))
+            defaults = [d.lower() for d in default]
+            available = ", ".join([f"{d}*" for d in defaults] + sorted(set(names) - set(defaults)))
             raise CliError(f"Column not found: {want} (available columns: {available})")
         chosen += [i for i in matched if i not in chosen]
     return chosen

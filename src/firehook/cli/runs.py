@@ -107,7 +107,8 @@ def fetch_activities(api: Client, path: str, types: tuple[str, ...], states: tup
 def activity_cells(item: dict[str, Any]) -> tuple[str, ...]:
     """Every column of ACTIVITY_COLUMNS for one activity, as Upsun fills them."""
     description = output.strip_tags(item.get("description")) or item.get("text") or ""
-    timings = item.get("timings") if isinstance(item.get("timings"), dict) else {}
+    raw_timings = item.get("timings")
+    timings: dict[str, Any] = raw_timings if isinstance(raw_timings, dict) else {}
     percent = item.get("completion_percent")
     if percent is None:
         percent = 100 if item.get("state") in FINISHED else 0

@@ -96,8 +96,8 @@ def variable_list(api: Client, project: str, fmt: output.Format, integration_id:
     if not items:
         err(f"No variables found on integration {item['id']}")
         sys.exit(1)
-    rows = [(v["id"], v["name"], shown_value(v), output.cell(bool(v.get("is_json"))), output.cell(bool(v.get("is_sensitive"))),
-             output.format_date(v.get("updated_at"))) for v in items]
+    rows = [(v["id"], v["name"], shown_value(v), output.cell(bool(v.get("is_json"))),
+             output.cell(bool(v.get("is_sensitive"))), output.format_date(v.get("updated_at"))) for v in items]
     output.render(rows, HEADER, fmt, json_data=items)
 
 
