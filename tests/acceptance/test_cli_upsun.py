@@ -112,10 +112,11 @@ def test_upsun_global_options_are_accepted_everywhere(fh: Cli, tmp_path: Path) -
     p = project(fh, "globals")
     sid = add_script(fh, p, tmp_path, "-W")
     for flags in (["-y"], ["--yes"], ["--no-interaction"], ["-q"], ["--quiet"], ["-v"], ["-vv"], ["-vvv"],
-                  ["--verbose"], ["-n"], ["--no"]):
+                  ["--verbose"], ["-n"], ["--no"], ["--no-ansi"], ["--ansi"]):
         listed = fh("integration:list", *flags, *p, "--format", "csv", "--no-header")
         assert listed.stdout.startswith(f"{sid},script,"), (flags, listed.stdout)
         fh(*flags, "project:list", "--format", "csv")  # before the command's options too
+    assert fh("-V").stdout.startswith("firehook, version ")
     quiet = fh("integration:get", sid, "-q", *p, "--format", "csv")
     assert quiet.stderr == "" and "Property,Value" in quiet.stdout
     assert fh("integration:list", *p).stderr != ""  # the messages -q silences

@@ -126,7 +126,7 @@ def parse_start(text: str, now: dt.datetime | None = None) -> dt.datetime:
     raw = text.strip().lower()
     if re.fullmatch(r"@-?\d+(\.\d+)?", raw):
         return dt.datetime.fromtimestamp(float(raw[1:]), dt.timezone.utc)
-    current = (now or dt.datetime.now().astimezone()).astimezone()
+    current = now if now is not None else dt.datetime.now().astimezone()
     midnight = current.replace(hour=0, minute=0, second=0, microsecond=0)
     bases = {"now": current, "today": midnight, "midnight": midnight, "noon": midnight.replace(hour=12),
              "yesterday": midnight - dt.timedelta(days=1), "tomorrow": midnight + dt.timedelta(days=1)}

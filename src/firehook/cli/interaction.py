@@ -1,7 +1,8 @@
 """The Upsun CLI's global options and its way of asking questions.
 
-Every command takes ``-y/--yes``, ``-n/--no``, ``--no-interaction``, ``-q/--quiet`` and
-``-v/-vv/-vvv`` anywhere on its line, as Upsun's ``Application.php`` defines them:
+Every command takes ``-y/--yes``, ``-n/--no``, ``--no-interaction``, ``-q/--quiet``,
+``-v/-vv/-vvv`` (and the hidden ``--ansi``/``--no-ansi``) anywhere on its line, as Upsun's
+``Application.php`` defines them:
 
 - ``--yes`` answers yes to confirmations, ``--no`` answers no; both, ``--no-interaction``,
   ``--quiet``, ``FIREHOOK_NO_INTERACTION=1`` and a standard input that is not a terminal turn
@@ -61,6 +62,9 @@ GLOBAL_OPTIONS: tuple[tuple[Sequence[str], dict[str, Any]], ...] = (
     (("-q", "--quiet", "g_quiet"), {"is_flag": True,
                                     "help": "Only print necessary output; suppress other messages. This implies "
                                             "--no-interaction."}),
+    # Upsun's hidden --ansi/--no-ansi, found in CI scripts: firehook prints no colours anyway.
+    (("--ansi", "g_ansi"), {"is_flag": True, "help": "Force ANSI output (firehook: without effect)."}),
+    (("--no-ansi", "g_no_ansi"), {"is_flag": True, "help": "Disable ANSI output (firehook: without effect)."}),
     (("-v", "--verbose", "g_verbose"), {"count": True,
                                         "help": "Increase the verbosity of messages (-v, -vv, -vvv); an error "
                                                 "shows its traceback."}),
@@ -87,8 +91,14 @@ def add_global_options(command: click.Command) -> None:
     command.callback = wrapper
 
 
+def reset() -> None:
+    """A fresh state for one invocation of the command line (tests run several in a process)."""
+    global STATE
+    STATE = State()
+
+
 def configure(g_yes: bool = False, g_no: bool = False, g_no_interaction: bool = False, g_quiet: bool = False,
-              g_verbose: int = 0) -> None:
+              g_verbose: int = 0, g_ansi: bool = False, g_no_ansi: bool = False) -> None:
     STATE.yes = STATE.yes or g_yes
     STATE.no = STATE.no or g_no
     STATE.no_interaction = STATE.no_interaction or g_no_interaction

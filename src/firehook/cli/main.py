@@ -45,6 +45,7 @@ class Group(click.Group):
         return (command.name if command else None), command, rest
 
     def invoke(self, ctx: click.Context) -> object:
+        interaction.reset()
         try:
             return super().invoke(ctx)
         except (CliError, errors.FirehookError) as exc:
@@ -58,7 +59,7 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
-@click.version_option(firehook.__version__, prog_name="firehook")
+@click.version_option(firehook.__version__, "-V", "--version", prog_name="firehook")
 def cli() -> None:
     """firehook: activity scripts and signed webhooks, self-hosted.
 
