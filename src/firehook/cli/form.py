@@ -6,6 +6,8 @@ Upsun's order and words; without one, a required field with no default fails wit
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +15,7 @@ from firehook.cli import common, interaction
 from firehook.cli.client import CliError
 
 TYPES = ("script", "webhook")
+SCRIPT_EXTENSIONS = (".js", ".mjs", ".cjs", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +70,38 @@ FIELDS = (
 )
 
 
+def read_script(path: str) -> str:
+    """The script file's text, or a clear error (missing, a directory, not a text file)."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        shown = "standard input"
+    else:
+        file = Path(path).expanduser()
+        shown = str(path)
+        if not file.exists():
+            raise CliError(f"The script file does not exist: {path}")
+        if file.is_dir():
+            raise CliError(f"The script file is a directory: {path}")
+        if file.suffix.lower() not in SCRIPT_EXTENSIONS:
+            raise CliError(f"The script file {path} is not JavaScript: expected a .js file, "
+                           f"not {file.suffix}")
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise CliError(f"Cannot read the script file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"The script file {shown} is not JavaScript: it is not UTF-8 text.") from None
+    if "\x00" in text:
+        raise CliError(f"The script file {shown} is not JavaScript: it holds binary data.")
+    if not text.strip():
+        raise CliError(f"The script file {shown} is empty.")
+    return text
+
+
 def _check(field: Field, answer: str) -> Any:
     """An answer typed for ``field``, checked as console-form checks it; its API value."""
-    from firehook.cli.integrations import read_script
-
     if field.array:
         values = common.split_values(answer)
         if not values and field.asks_required:

@@ -7,7 +7,6 @@ a script) used to ``upsun integration:*`` finds the same thing here.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -29,7 +28,6 @@ FIELD_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "excluded_environments": ("excluded_environments", TYPES),
     "result": ("result", TYPES),
 }
-SCRIPT_EXTENSIONS = (".js", ".mjs", ".cjs", "")
 SUMMARY_MAX = 240
 
 
@@ -61,36 +59,6 @@ def field_options(fn: Any) -> Any:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def read_script(path: str) -> str:
-    """The script file's text, or a clear error (missing, a directory, not a text file)."""
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        shown = "standard input"
-    else:
-        file = Path(path).expanduser()
-        shown = str(path)
-        if not file.exists():
-            raise CliError(f"The script file does not exist: {path}")
-        if file.is_dir():
-            raise CliError(f"The script file is a directory: {path}")
-        if file.suffix.lower() not in SCRIPT_EXTENSIONS:
-            raise CliError(f"The script file {path} is not JavaScript: expected a .js file, "
-                           f"not {file.suffix}")
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise CliError(f"Cannot read the script file {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CliError(f"The script file {shown} is not JavaScript: it is not UTF-8 text.") from None
-    if "\x00" in text:
-        raise CliError(f"The script file {shown} is not JavaScript: it holds binary data.")
-    if not text.strip():
-        raise CliError(f"The script file {shown} is empty.")
-    return text
-
-
 def collect_fields(kind: str, options: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """The API fields given on the command line, refusing an option the type does not have."""
     values: dict[str, Any] = {}
@@ -101,7 +69,7 @@ def collect_fields(kind: str, options: dict[str, Any], *, creating: bool) -> dic
         if kind not in types:
             raise CliError(f"The option --{name.replace('_', '-')} cannot be used with the integration type {kind}.")
         if name == "file":
-            values[field] = read_script(given)
+            values[field] = form.read_script(given)
         elif name in ("events", "states", "environments", "excluded_environments"):
             items = common.split_values(given)
             if not items and name != "excluded_environments":
