@@ -210,11 +210,12 @@ class Guard:
         if self._host_allowed(host):
             return True
         candidates: list[Address] = [address]
-        if isinstance(address, ipaddress.IPv6Address):
-            inner = _embedded_ipv4(address)
-            if inner is not None:
-                # Allowing 127.0.0.1/32 also allows ::ffff:127.0.0.1: it is the same target.
-                candidates.append(inner)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            # Allowing 127.0.0.1/32 also allows ::ffff:127.0.0.1: the kernel connects to the same
+            # IPv4 socket. The other embedded forms (6to4, Teredo, NAT64) are refused for what
+            # they embed, but an IPv4 entry does not admit them: 2002:7f00:2:: is a network
+            # reached through a relay, not the host 127.0.0.2 the operator allowed.
+            candidates.append(address.ipv4_mapped)
         return any(
             a in net
             for a in candidates

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from firehook import errors, model
-from firehook.service import activities, intake, integrations, projects, tokens
+from firehook.service import activities, batch, intake, integrations, projects, tokens
 from firehook.store import schema
 from tests import support
 
@@ -113,7 +113,7 @@ def test_batch_keeps_good_lines(services: Any, admin: model.Token) -> None:
         json.dumps({"type": "environment.push", "state": "exploded"}),
         json.dumps({"id": "b2", "type": "environment.deploy"}),
     ]
-    report = intake.ingest_batch(services, admin, pid, "\n".join(lines).encode())
+    report = batch.ingest_batch(services, admin, pid, "\n".join(lines).encode())
     assert report["accepted"] == 3 and report["rejected"] == 2
     by_line = {r["line"]: r for r in report["results"]}
     assert by_line[1]["status"] == "created" and by_line[3]["status"] == "updated"
@@ -123,7 +123,7 @@ def test_batch_keeps_good_lines(services: Any, admin: model.Token) -> None:
     assert activities.get(services, admin, pid, "b1")["state"] == "complete"
     assert count(services, schema.jobs) == 3
     with pytest.raises(errors.InvalidInput, match="no documents"):
-        intake.ingest_batch(services, admin, pid, b"\n\n")
+        batch.ingest_batch(services, admin, pid, b"\n\n")
 
 
 def test_integration_secrets_and_defaults(services: Any, admin: model.Token) -> None:

@@ -26,7 +26,7 @@ import uvicorn
 
 from firehook import assembly, errors, model, signing
 from firehook.api import create_app
-from firehook.service import intake, projects, tokens
+from firehook.service import batch, intake, projects, tokens
 from firehook.store import activities as activity_store
 from firehook.store import schema
 from firehook.store import tokens as token_store
@@ -239,7 +239,7 @@ def test_a_group_is_one_transaction_without_savepoints(services: Any) -> None:
             schema.activities, schema.activities.c.pk == schema.snapshots.c.activity_pk).where(
             schema.activities.c.id == "g3").order_by(schema.snapshots.c.pk)).scalars().all()
     assert states == ["pending", "complete"]
-    report = intake.ingest_batch(services, ADMIN, "lean", b'{"type": "x.y"}\n{nope\n{"type": "x.y", "id": "new5"}')
+    report = batch.ingest_batch(services, ADMIN, "lean", b'{"type": "x.y"}\n{nope\n{"type": "x.y", "id": "new5"}')
     assert report["accepted"] == 2 and report["rejected"] == 1 and savepoints[0] == 0
 
 

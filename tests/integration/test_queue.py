@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import model, queue, recording
-from firehook.service import intake, integrations, projects
+from firehook.service import batch, intake, integrations, projects
 from firehook.store import schema
 
 
@@ -184,9 +184,9 @@ def test_fair_tags_hold_for_batches(services: Any, admin: model.Token) -> None:
         projects.create(services, admin, {"id": pid, "title": pid})
         integrations.create(services, admin, pid, {"type": "webhook", "url": "http://127.0.0.1:9/x"})
     line = json.dumps({"type": "environment.push"}).encode()
-    intake.ingest_batch(services, admin, "big", b"\n".join([line] * 40))
-    intake.ingest_batch(services, admin, "small", b"\n".join([line] * 3))
-    intake.ingest_batch(services, admin, "big", b"\n".join([line] * 5))  # the clock was written back
+    batch.ingest_batch(services, admin, "big", b"\n".join([line] * 40))
+    batch.ingest_batch(services, admin, "small", b"\n".join([line] * 3))
+    batch.ingest_batch(services, admin, "big", b"\n".join([line] * 5))  # the clock was written back
     first = queue.claim(services.database, "w", ["webhook"], 7, 30)
     assert sorted(j.project for j in first) == ["big"] * 4 + ["small"] * 3
     with services.database.read() as conn:

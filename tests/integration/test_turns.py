@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from firehook.service import intake, integrations, projects
+from firehook.service import batch, intake, integrations, projects
 from firehook.store import kv, raw
 from tests.integration.test_worker import ADMIN, RunningWorker, finished
 from tests.integration.test_worker import fast_services as fast_services  # noqa: F401  (the fixture)
@@ -19,7 +19,7 @@ RUNS = 120
 
 def _push_many(services: Any, count: int) -> list[str]:
     body = b"\n".join(b'{"type":"environment.push","environments":["main"]}' for _ in range(count))
-    report = intake.ingest_batch(services, ADMIN, "w", body)
+    report = batch.ingest_batch(services, ADMIN, "w", body)
     assert report["accepted"] == count
     return [line["id"] for line in report["results"]]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from firehook import errors, metrics, model, signing, validation
 from firehook.api.http import call, parse_json, read_body, too_large
 from firehook.service import Services
+from firehook.service import batch as batch_service
 from firehook.service import intake as service
 from firehook.service import projects as project_service
 from firehook.service import tokens as token_service
@@ -34,9 +35,12 @@ from firehook.store import jsonutil
 log = logging.getLogger("firehook.api")
 
 BATCH_LIMIT_FACTOR = 32  # a batch may carry this many times the single-document limit
+BATCH_PIECE = 256 * 1024  # bytes of a batch handed to its thread at a time
 
 Header = Callable[[str], str | None]  # a request header by its lower-case name
 ReadBody = Callable[[int], Awaitable[bytes]]  # the body, refused with 413 past the given size
+# The body as it arrives, refused with 413 at once when its Content-Length is past the given size.
+StreamBody = Callable[[int], AsyncIterator[bytes]]
 
 @dataclasses.dataclass
 class Answer:
@@ -81,7 +85,7 @@ class Intake:
         service.authorize(token, project_id)
         return token_hash, token
 
-    async def create(self, project_id: str, header: Header, read: ReadBody) -> Answer:
+    async def create(self, project_id: str, header: Header, read: ReadBody, stream: StreamBody) -> Answer:
         token_hash, _ = await self._writer_token(header("authorization"), project_id)
         doc = await parse_document(await read(self.services.settings.max_document_bytes))
         # Written by the group-commit writer, which checks the token again in that transaction.
@@ -89,15 +93,34 @@ class Intake:
         self._counter("api").inc()
         return Answer(201 if accepted.created else 200, accepted.answer_bytes())
 
-    async def batch(self, project_id: str, header: Header, read: ReadBody) -> Answer:
+    async def batch(self, project_id: str, header: Header, read: ReadBody, stream: StreamBody) -> Answer:
+        """NDJSON, taken in as it arrives (``service.batch``): the body is never held whole,
+        its lines are parsed and written a piece at a time off the event loop, and reading
+        stops at the batch's limits (bytes, lines), which the report's last line states."""
         token_hash, token = await self._writer_token(header("authorization"), project_id)
-        raw = await read(self.services.settings.max_document_bytes * BATCH_LIMIT_FACTOR)
-        report = await call(service.ingest_batch, self.services, token, project_id, raw, token_hash=token_hash)
+        limit = self.services.settings.max_document_bytes * BATCH_LIMIT_FACTOR
+        ingest = await call(batch_service.BatchIngest, self.services, token, project_id,
+                            token_hash=token_hash, max_bytes=limit)
+        pending: list[bytes] = []
+        size = 0
+        going = True
+        async for chunk in stream(limit):
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= BATCH_PIECE:
+                going = await call(ingest.feed, b"".join(pending))
+                pending.clear()
+                size = 0
+                if not going:
+                    break
+        if going and pending:
+            await call(ingest.feed, b"".join(pending))
+        report = await call(ingest.finish)
         self._counter("batch").inc(report["accepted"])
         metrics.REJECTED.labels("batch").inc(report["rejected"])
         return Answer(200, jsonutil.answer(report))
 
-    async def relay(self, project_id: str, header: Header, read: ReadBody) -> Answer:
+    async def relay(self, project_id: str, header: Header, read: ReadBody, stream: StreamBody) -> Answer:
         # Closed by default, and one answer for every refusal: an unknown project, a project
         # without a relay key, a missing or a wrong signature (which projects exist stays unsaid).
         exists, key = await call(project_service.relay_key, self.services, project_id)
@@ -138,9 +161,19 @@ async def through_fastapi(request: Request, kind: str, project_id: str) -> Respo
     """A FastAPI route's answer for the use case ``kind``: the same as the lean path's (an
     error is raised for the app's handler, which writes the same format)."""
     intake: Intake = request.app.state.intake
-    answer = await getattr(intake, kind)(project_id, request.headers.get, lambda limit: read_body(request, limit))
+    answer = await getattr(intake, kind)(project_id, request.headers.get, lambda limit: read_body(request, limit),
+                                         lambda limit: _request_chunks(request, limit))
     return Response(answer.body, status_code=answer.status, media_type="application/json",
                     headers={k.decode("latin-1"): v.decode("latin-1") for k, v in answer.extra})
+
+
+async def _request_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit, declared)  # refused without reading it
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
 
 
 # --- the lean path: plain ASGI ------------------------------------------------------------------
@@ -192,9 +225,12 @@ class LeanIntake:
         async def read(limit: int) -> bytes:
             return await _read_body(receive, found.get("content-length"), limit)
 
+        def stream(limit: int) -> AsyncIterator[bytes]:
+            return _chunks(receive, found.get("content-length"), limit)
+
         handler = getattr(self.intake, kind)
         try:
-            answer = await handler(project_id, found.get, read)
+            answer = await handler(project_id, found.get, read, stream)
         except errors.FirehookError as exc:
             answer = error_answer(exc)
         except _Gone:
@@ -226,3 +262,18 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _chunks(receive: Receive, declared: str | None, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive (the reader keeps count of their size)."""
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit, declared)  # refused without reading it
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Gone
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return

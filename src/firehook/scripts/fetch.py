@@ -104,6 +104,33 @@ def _has(headers: Sequence[tuple[str, str]], name: str) -> bool:
     return any(k.lower() == name for k, _ in headers)
 
 
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_FORBIDDEN_IN_VALUE = frozenset(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F))
+
+
+def checked_headers(headers: Sequence[tuple[str, str]], body: bytes | None) -> list[tuple[str, str]]:
+    """The script's request headers, refused as a browser's fetch refuses them (RFC 9110): a
+    name must be a token (no spaces, no separators), a value holds no control character but
+    the tab (no NUL, no vertical tab, no line break), and spaces around it are dropped.
+    Framing is firehook's: ``Transfer-Encoding`` is refused, and a ``Content-Length`` must be
+    the body's length (a request with both is how requests are smuggled)."""
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        if not name or not set(name) <= _TOKEN:
+            raise NetworkError(f"invalid header name {name!r}: a name is letters, digits and !#$%&'*+-.^_`|~ only")
+        value = value.strip(" \t")
+        bad = next((c for c in value if c in _FORBIDDEN_IN_VALUE), None)
+        if bad is not None:
+            raise NetworkError(f"invalid value of header {name}: it holds the control character {bad!r}")
+        lower = name.lower()
+        if lower == "transfer-encoding":
+            raise NetworkError("the Transfer-Encoding header cannot be set: firehook frames the body itself")
+        if lower == "content-length" and value != str(len(body or b"")):
+            raise NetworkError(f"Content-Length {value!r} is not the body's length ({len(body or b'')} bytes)")
+        out.append((name, value))
+    return out
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -140,7 +167,7 @@ class Fetcher:
     def fetch(self, request: FetchRequest) -> FetchResponse:
         """Send ``request``, following redirects per ``request.redirect``."""
         method = normalise_method(request.method)
-        headers = list(request.headers)
+        headers = checked_headers(request.headers, request.body)
         body = request.body
         if body is not None and method in ("GET", "HEAD"):
             raise NetworkError(f"a {method} request cannot have a body")

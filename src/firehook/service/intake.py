@@ -412,6 +412,11 @@ def iter_ndjson(data: bytes, max_line_bytes: int) -> Iterator[Line]:
         start = end + 1
 
 
+def parse_line(line: bytes, number: int, limit: int) -> Line | None:
+    """One NDJSON line (without its newline) as :func:`iter_ndjson` reads it; None when blank."""
+    return _line(jsonutil.StrictBuffer(line), number, 0, len(line), limit) if line else None
+
+
 def _line(buffer: jsonutil.StrictBuffer, number: int, start: int, end: int, limit: int) -> Line | None:
     data = buffer.data
     try:
@@ -431,54 +436,3 @@ def _line(buffer: jsonutil.StrictBuffer, number: int, start: int, end: int, limi
         return (number, validation.activity(doc), None)
     except errors.InvalidInput as exc:
         return (number, None, {"line": number, "code": 400, "detail": exc.detail})
-
-
-def ingest_batch(services: Services, principal: model.Token, project_id: str, data: bytes, *,
-                 token_hash: str | None = None) -> dict[str, Any]:
-    """NDJSON intake: per line, the id or the error. A bad line never loses the good ones.
-
-    Good lines are written in chunks, one transaction per chunk (:func:`write`); ``token_hash``,
-    when given, is checked again in each chunk's transaction.
-    """
-    authorize(principal, project_id)
-    with services.database.read() as conn:
-        if not project_store.exists(conn, project_id):
-            raise project_not_found(project_id)
-    results: dict[int, dict[str, Any]] = {}
-    any_runs = False
-    chunk: list[tuple[int, dict[str, Any]]] = []
-
-    def flush() -> bool:
-        outcomes = write(services, [Item(project_id, doc, token_hash) for _, doc in chunk])
-        refused = next((o for o in outcomes if isinstance(o, errors.Unauthorized)), None)
-        if refused is not None and not any("id" in r for r in results.values()):
-            raise refused  # revoked before anything was stored: the request's answer, not each line's
-        runs = False
-        for (n, _), outcome in zip(chunk, outcomes, strict=True):
-            if isinstance(outcome, errors.FirehookError):
-                results[n] = {"line": n, "code": outcome.status, "detail": outcome.detail}
-            else:
-                results[n] = {"line": n, "id": outcome.doc["id"], "status": "created" if outcome.created else "updated",
-                              "runs": len(outcome.runs)}
-                runs = runs or bool(outcome.runs)
-        chunk.clear()
-        return runs
-
-    # Parsed a chunk at a time: a chunk's documents are written and let go before the next
-    # chunk is read, so a batch holds at most one chunk of parsed documents.
-    for n, doc, err in iter_ndjson(data, services.settings.max_document_bytes):
-        if err is not None:
-            results[n] = err
-            continue
-        chunk.append((n, doc))  # type: ignore[arg-type]
-        if len(chunk) >= BATCH_CHUNK:
-            any_runs = flush() or any_runs
-    if chunk:
-        any_runs = flush() or any_runs
-    if not results:
-        raise errors.InvalidInput.field("body", "no documents: send one JSON activity per line")
-    if any_runs:
-        services.notify()
-    ordered = [results[n] for n in sorted(results)]
-    accepted_count = sum(1 for r in ordered if "id" in r)
-    return {"status": "ok", "accepted": accepted_count, "rejected": len(ordered) - accepted_count, "results": ordered}
