@@ -279,3 +279,27 @@ def test_a_dripping_response_cannot_outlast_the_run(server: Server) -> None:
     assert result.outcome.duration_ms < 2000
     complete = run(f"console.log(fetch('{server.url('/drip?n=5&gap=0.01')}').text())")
     assert complete.lines[-1] == "xxxxx"
+
+
+def test_headers_are_refused_as_a_browser_refuses_them(server: Server) -> None:
+    """Header names must be tokens, values free of control characters (NUL, vertical tab,
+    line breaks), and the framing is firehook's: Transfer-Encoding is refused, Content-Length
+    must be the body's length — nothing of these reaches the server (issue 13, item 8)."""
+    cases = [
+        "{'X-A': 'a\\u0000b'}", "{'X-A': 'a\\u000bb'}", "{'X-A': 'a\\r\\nX-Injected: 1'}", "{'Bad Name': 'x'}",
+        "{'X:colon': 'x'}", "{'': 'x'}",
+        "{'Transfer-Encoding': 'chunked', 'Content-Length': '4'}", "{'Transfer-Encoding': 'chunked'}",
+        "{'Content-Length': '99'}",
+    ]
+    for headers in cases:
+        result = run(
+            f"try {{ fetch('{server.url('/echo')}', {{method: 'POST', body: 'abcd', headers: {headers}}});"
+            " console.log('sent'); } catch (e) { console.log(e.name + ': ' + e.message); }"
+        )
+        assert result.outcome.success, result.log
+        assert result.lines[-1].startswith("TypeError: "), (headers, result.log)
+        assert "sent" not in result.lines, headers
+    assert server.requests == []
+    ok = run(f"var r = fetch('{server.url('/echo')}', {{method: 'POST', body: 'abcd',"
+             " headers: {'X-Tab': ' a\\tb ', 'Content-Length': '4'}}); console.log(r.json().headers['x-tab']);")
+    assert ok.outcome.success and ok.lines[-1] == "a\tb", ok.log

@@ -217,3 +217,17 @@ def test_guarded_resolver_returns_only_checked_addresses() -> None:
         asyncio.run(resolve(outbound.Guard(), "localhost"))
     with pytest.raises(OSError, match="family"):
         asyncio.run(resolve(allow_v4, "localhost", socket.AF_INET6))
+
+
+
+@pytest.mark.parametrize("text", ["2002:7f00:2::", "2002:7f00:2::1", "64:ff9b::7f00:2"])
+def test_an_ipv4_entry_admits_its_mapped_form_only(text: str) -> None:
+    """127.0.0.2/32 on the allow-list admits ::ffff:127.0.0.2 (the same IPv4 socket), not the
+    6to4 or NAT64 forms that embed it: those are networks reached through a relay or a
+    translator, refused for what they embed (issue 13, item 8)."""
+    import ipaddress
+
+    guard = outbound.Guard(["127.0.0.2/32"])
+    guard.check_address("127.0.0.2", ipaddress.ip_address("::ffff:127.0.0.2"))
+    with pytest.raises(errors.OutboundBlocked, match="embedded in an IPv6 address"):
+        guard.check_address("target", ipaddress.ip_address(text))
