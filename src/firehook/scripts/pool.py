@@ -14,7 +14,7 @@ child must not be trusted with:
   but no project holds more than half of them while another project's run waits: a free
   child goes first to the oldest run of a project below that share, and when every child is
   busy, a spare started beforehand is on standby for such a run (at most ``size`` spares,
-  each stopped once the pool is back to its size). So two runaway scripts of one project never
+  each stopped after :data:`SPARE_IDLE_SECONDS` idle). So two runaway scripts of one project never
   keep another project's trivial run waiting for their deadline, nor for a process to start.
 - **Storage.** The run's storage stays in the parent (the worker records its writes with the
   run's outcome); the child's storage calls are answered here.
@@ -48,6 +48,7 @@ log = logging.getLogger("firehook.scripts.pool")
 
 KILL_GRACE = 2.0  # seconds past a run's time limit before its child is killed
 START_TIMEOUT = 120.0  # seconds a new child may take to build its engine
+SPARE_IDLE_SECONDS = 30.0  # a child beyond the pool's size is stopped after this long idle
 _STORAGE_OPS = frozenset({"get", "set", "remove", "clear", "total_bytes"})
 
 
@@ -143,6 +144,7 @@ class ScriptPool:
         self._holding: collections.Counter[str] = collections.Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._retiring: asyncio.TimerHandle | None = None
         # What happened, for tests, metrics and the benchmark.
         self.started = 0
         self.killed = 0
@@ -185,6 +187,8 @@ class ScriptPool:
     async def aclose(self, timeout: float = 5.0) -> None:
         """Stop every child: idle ones at once, busy ones are killed (their runs fail)."""
         self._closed = True
+        if self._retiring is not None:
+            self._retiring.cancel()
         for job in self._waiting:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the script pool was stopped"))
@@ -239,14 +243,15 @@ class ScriptPool:
             want = 1
         for _ in range(max(0, want)):
             self._spawn_soon()
-        # Spares beyond the one on standby go away (all of them once a child is free).
-        while len(self._idle) + len(self._busy) > self.size and len(self._idle) > self._standby():
-            self._retire(self._idle.pop())
+        # Spares beyond the pool's size go away once they have been idle a while (not at once:
+        # a spare stopped the moment a run ends would be started again by the next).
+        if len(self._idle) > 1 and len(self._idle) + len(self._busy) > self.size and self._retiring is None:
+            self._retiring = asyncio.get_running_loop().call_later(SPARE_IDLE_SECONDS, self._retire_spares)
 
-    def _standby(self) -> int:
-        """Idle children to keep beyond the pool's size: one while every regular one is busy
-        (else a regular one is idle, and serves as the standby)."""
-        return 1 if len(self._busy) >= self.size else 0
+    def _retire_spares(self) -> None:
+        self._retiring = None
+        while len(self._idle) > 1 and len(self._idle) + len(self._busy) > self.size:
+            self._retire(self._idle.pop(0))  # the longest idle
 
     def _begin(self, child: _Child, job: _Job) -> None:
         child.job = job
