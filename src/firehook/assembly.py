@@ -5,8 +5,8 @@ from __future__ import annotations
 from firehook import executors, outbound, scripts
 from firehook import settings as settings_mod
 from firehook import validate as validate_mod
-from firehook.scripts import pool, runner
 from firehook import worker as worker_mod
+from firehook.scripts import pool, runner
 from firehook.service import Services, open_services
 
 

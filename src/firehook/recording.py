@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import fanout, model, queue, timefmt
-from firehook.turns import Turns
+from firehook import turns as turns_mod
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
 from firehook.store import kv
@@ -102,7 +102,7 @@ def _load(conn: sa.Connection, jobs: Sequence[model.Job]) -> dict[int, Loaded]:
 
 
 def claim_round_on(conn: sa.Connection, owner: str, kinds: Sequence[str], limit: int, lease_seconds: float,
-                   public_url: str = "", turns: Turns | None = None) -> list[tuple[model.Job, Loaded]]:
+                   public_url: str = "", turns: turns_mod.Turns | None = None) -> list[tuple[model.Job, Loaded]]:
     """Claim up to ``limit`` runs, mark them in progress, count their attempt and load what
     the executors need, in the caller's write transaction (one per claim round). With
     ``turns``, script runs whose integration another worker is running are left for later."""
@@ -222,7 +222,7 @@ def finish_many(database: dbmod.Database, items: Sequence[Finished], owner: str,
 
 
 def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, public_url: str = "",
-                   turns: Turns | None = None) -> set[int]:
+                   turns: turns_mod.Turns | None = None) -> set[int]:
     """:func:`finish_many` in the caller's write transaction; with ``turns``, the turns of
     the finished script runs' integrations end (recorded or not, this worker is done with them)."""
     now = time.time()
