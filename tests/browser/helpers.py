@@ -40,3 +40,11 @@ def activity(api: httpx.Client, project_id: str, activity_id: str) -> dict[str, 
 
 def finished(api: httpx.Client, project_id: str, run_id: str) -> dict[str, Any]:
     return wait_for(lambda: (doc := activity(api, project_id, run_id))["state"] in ("complete", "cancelled") and doc)
+
+
+def fill_script(tab: Any, text: str, field: str = "script") -> None:
+    """Type a script into the code editor over textarea ``field`` (CodeMirror hides the textarea
+    and writes back into it when the form is sent)."""
+    editor = tab.locator(f"[data-editor-for={field}]")
+    editor.wait_for()
+    editor.evaluate("(node, text) => node.CodeMirror.setValue(text)", text)

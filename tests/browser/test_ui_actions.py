@@ -86,7 +86,7 @@ def test_create_edit_validate_disable_and_delete_an_integration(page: Any, api: 
     page.get_by_label("Shared key").fill("hush-hush-key")
     page.get_by_label("Events").fill("environment.push, environment.deploy")
     page.get_by_label("Excluded environments").fill("pr-*")
-    page.get_by_label("Description").fill("Chat notifications")
+    page.get_by_label("Name").fill("Chat notifications")
     screenshot(page, "integration-new")
     page.get_by_role("button", name="Create webhook").click()
     expect(page.get_by_role("status")).to_contain_text("Created webhook")
@@ -130,7 +130,7 @@ def test_create_edit_validate_disable_and_delete_an_integration(page: Any, api: 
 def test_a_script_that_does_not_compile_is_refused_with_its_position(page: Any, api: httpx.Client) -> None:
     project_id = helpers.project(api, "Scripts")
     page.goto(f"/projects/{project_id}/integrations/new?type=script")
-    page.get_by_label("Script", exact=True).fill("console.log('ok');\nvar = 3;\n")
+    helpers.fill_script(page, "console.log('ok');\nvar = 3;\n")
     page.get_by_role("button", name="Create script").click()
     expect(page.locator(".field-error")).to_contain_text("line 2")
     assert api.get(f"/api/projects/{project_id}/integrations").json() == []
@@ -204,7 +204,7 @@ def test_dry_run_with_a_recorded_activity(page: Any, api: httpx.Client, receiver
     assert receiver.requests_to("/never") == []  # fetch was answered canned
 
     # An edited script that throws reports the error and where.
-    page.get_by_label("Script", exact=True).fill("console.log('start');\nnull.boom;\n")
+    helpers.fill_script(page, "console.log('start');\nnull.boom;\n")
     page.get_by_role("button", name="Run").click()
     expect(result).to_contain_text("✗ failure")
     expect(result.get_by_role("alert")).to_contain_text("line 2")

@@ -56,8 +56,9 @@ def test_walk_from_project_to_run_log(page: Any, api: httpx.Client, receiver: Re
     page.goto("/projects")
     page.get_by_role("link", name="Storefront").click()
     expect(page.get_by_role("heading", name="Storefront")).to_be_visible()
-    rows = page.locator("table.list tbody tr")
-    expect(rows).to_have_count(2 + 1 + 1)  # two activities and the push's two runs
+    rows = page.locator(".timeline-item")
+    expect(rows).to_have_count(2)  # two activities, the push's two runs under the first one
+    expect(rows.nth(1).locator(".run-row")).to_have_count(2)
     screenshot(page, "activities")
 
     # Filters: by state, then by environment.
@@ -71,7 +72,7 @@ def test_walk_from_project_to_run_log(page: Any, api: httpx.Client, receiver: Re
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)
 
-    rows.first.get_by_role("link").click()
+    rows.first.get_by_role("link").first.click()
     expect(page).to_have_url(f"{page.url.split('/projects')[0]}/projects/{project_id}/activities/{source_id}")
     runs = page.locator("section", has=page.get_by_role("heading", name="Runs")).locator("tbody tr")
     expect(runs).to_have_count(2)
@@ -131,7 +132,8 @@ def test_phone_layout(browser: Any, server: support.ServerProcess, api: httpx.Cl
     try:
         tab = ctx.new_page()
         sign_in(tab, server.token, f"/projects/{project_id}/activities")
-        expect(tab.locator("table.list tbody tr")).to_have_count(2)
+        expect(tab.locator(".timeline-item")).to_have_count(1)
+        expect(tab.locator(".run-row")).to_have_count(1)
         # Nothing wider than the screen but the tables' own scrolling boxes.
         width = tab.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, width

@@ -60,14 +60,17 @@ def list_for(
     environment: str | None = None,
     starts_at: str | None = None,
     count: int = 50,
+    sources_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Newest first by when firehook received them (not by the document's own ``created_at``,
     which a sender sets: a fixture from 2024 posted now is the newest), each row with its
     ``received_at``. ``types`` may hold globs (``*``, ``?``); ``starts_at``: only activities
-    received before that time (paging)."""
+    received before that time (paging); ``sources_only``: no runs."""
     query = sa.select(activities, RECEIVED.label("received_at")).where(A.project_id == project_id)
     if integration_id is not None:
         query = query.where(A.integration_id == integration_id)
+    if sources_only:
+        query = query.where(A.integration_id.is_(None))
     if types:
         exact = [t for t in types if "*" not in t and "?" not in t]
         matches = [A.type.in_(exact)] if exact else []

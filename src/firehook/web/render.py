@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import Request
 from fastapi.routing import APIRoute
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 import firehook
 from firehook import errors, model
+from firehook.service import timeline
 from firehook.web import auth
 
 HERE = Path(__file__).parent
@@ -77,7 +80,34 @@ def summary(item: dict[str, Any]) -> str:
     return ""
 
 
-TEMPLATES.filters.update(ts=ts, seconds=seconds, millis=millis, pretty=pretty, summary=summary, urlpart=quote)
+_LINE = re.compile(r"\(line (\d+), column \d+\)")
+_TICKED = re.compile(r"`([^`]+)`")
+
+
+def error_line(message: Any) -> int | None:
+    """The line of a compile or run error (``… (line 3, column 18)``), to mark in the editor."""
+    found = _LINE.search(str(message or ""))
+    return int(found.group(1)) if found else None
+
+
+def ticks(message: Any) -> Markup:
+    """A message written for the API and the CLI (```firehook project:create```) with its
+    backticked parts as code, escaped."""
+    return Markup(_TICKED.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(str(message or "")))))
+
+
+def name_of(item: dict[str, Any]) -> str:
+    """What an integration is called wherever it is listed: its name (description) when it has
+    one, else the webhook's host, port and path, else the first line of the script."""
+    if item.get("description"):
+        return str(item["description"])
+    if item.get("type") == "webhook":
+        return "webhook → " + timeline.target(item)
+    return summary(item) or str(item.get("id") or "")
+
+
+TEMPLATES.filters.update(ts=ts, seconds=seconds, millis=millis, pretty=pretty, summary=summary, urlpart=quote,
+                         error_line=error_line, ticks=ticks, name_of=name_of)
 TEMPLATES.globals.update(version=firehook.__version__, STATES=sorted(model.ACTIVITY_STATES))
 
 
@@ -97,12 +127,26 @@ def page(request: Request, template: str, context: dict[str, Any], *, status: in
         "csrf": auth.csrf_token(request),
         "flash": auth.take_flash(request),
         "path": request.url.path,
+        "replace_url": _get_twin(request),
     }
     values.update(context)
     response = HTMLResponse(TEMPLATES.get_template(template).render(values), status_code=status)
     if values["flash"]:
         auth.clear_cookie(request, response, auth.FLASH_COOKIE)
     return response
+
+
+def _get_twin(request: Request) -> str | None:
+    """For a page rendered in answer to a POST (a form with errors, a dry run's result): the
+    page the form was on, which app.js puts in the history in place of the POST, so reloading
+    shows the form again instead of sending it twice (a redirect after POST, without losing
+    what the user typed on the page in front of them)."""
+    if request.method != "POST":
+        return None
+    referer = urlsplit(request.headers.get("referer") or "")
+    if referer.netloc == request.url.netloc and referer.path.startswith("/") and not referer.path.startswith("//"):
+        return referer.path + (("?" + referer.query) if referer.query else "")
+    return request.url.path
 
 
 def redirect(request: Request, url: str, message: str | None = None) -> RedirectResponse:

@@ -11,19 +11,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from firehook import event_types
 from firehook.service import activities as activity_service
 from firehook.service import integrations as integration_service
 from firehook.service import projects as project_service
+from firehook.service import timeline
 from firehook.web import auth, render
 from firehook.web.render import UIRoute
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
-PAGE_SIZE = 50
+PAGE_SIZE = 20  # activities a page, each with its runs under it
 MAX_LOG_LINES = 50_000  # past this, the page's script reads the rest
-KNOWN_TYPES = ("environment.push", "environment.deploy", "environment.redeploy", "environment.backup",
-               "environment.cron", "environment.branch", "environment.merge", "environment.activate",
-               "environment.delete", "integration.script", "integration.webhook")
+KNOWN_TYPES = event_types.KNOWN
 
 
 @router.get("/projects/{project}/activities")
@@ -34,18 +34,16 @@ async def activities(project: str, request: Request) -> Response:
     filters = {name: (q.get(name) or "").strip() for name in ("type", "state", "result", "environment")}
     params: dict[str, Any] = {k: v for k, v in filters.items() if v and k != "type"}
     params["type"] = [filters["type"]] if filters["type"] else []
-    params["count"] = str(PAGE_SIZE)
     if q.get("starts_at"):
         params["starts_at"] = q["starts_at"]
     info = await auth.call(project_service.get, services, who, project)
-    items = await auth.call(activity_service.list_, services, who, project, params)
-    next_page = None
-    if len(items) == PAGE_SIZE:
-        next_page = "?" + urlencode({**{k: v for k, v in filters.items() if v},
-                                      "starts_at": items[-1]["created_at"]})
+    listed = await auth.call(timeline.page, services, who, project, params, PAGE_SIZE)
+    kept = {k: v for k, v in filters.items() if v}
+    next_page = "?" + urlencode({**kept, "starts_at": listed["next"]}) if listed["next"] else None
+    first_page = ("?" + urlencode(kept)) if q.get("starts_at") else None
     return render.page(request, "activities.html", {
-        "project": info, "activities": items, "filters": filters, "known_types": KNOWN_TYPES,
-        "next_page": next_page,
+        "project": info, "items": listed["items"], "filters": filters, "known_types": KNOWN_TYPES,
+        "next_page": next_page, "first_page": first_page,
     }, who=who)
 
 
@@ -63,11 +61,13 @@ async def activity(project: str, activity: str, request: Request) -> Response:
         "after": cursor.after, "timings": doc.get("timings") if isinstance(doc.get("timings"), dict) else {},
         "attempts": [], "runs": [], "integrations": [],
     }
+    context["integrations"] = await auth.call(integration_service.list_, services, who, project)
+    # runs are named by their integration (its name, or a webhook's host, port and path)
+    context["names"] = {i["id"]: render.name_of(i) for i in context["integrations"]}
     if is_run:
         context["attempts"] = await auth.call(activity_service.attempts, services, who, project, activity)
     else:
         context["runs"] = await auth.call(activity_service.runs_of, services, who, project, activity)
-        context["integrations"] = await auth.call(integration_service.list_, services, who, project)
     return render.page(request, "activity.html", context, who=who)
 
 

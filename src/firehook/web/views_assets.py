@@ -31,6 +31,11 @@ async def vendored(package: str, name: str) -> Response:
     return FileResponse(STATIC / "vendor" / package / name, media_type=media, headers=CACHE)
 
 
+@router.get("/static/editor.js")
+async def editor_script() -> Response:
+    return FileResponse(STATIC / "editor.js", media_type=_JS, headers=CACHE)
+
+
 @router.get("/favicon.ico")
 @router.get("/static/favicon.svg")
 async def favicon() -> Response:

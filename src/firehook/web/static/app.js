@@ -81,6 +81,13 @@
     window.setTimeout(poll, delay);
   }
 
+  // A page that answers a POST (a form with errors, a result) names the page the form was on:
+  // the history entry becomes that GET, so a reload does not send the form again.
+  var replaceUrl = document.body && document.body.getAttribute("data-replace-url");
+  if (replaceUrl && window.history && window.history.replaceState) {
+    window.history.replaceState(null, "", replaceUrl);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("log");
     if (log && log.getAttribute("data-sealed") === "false") {
