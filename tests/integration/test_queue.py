@@ -309,3 +309,24 @@ def test_concurrent_claims_skip_each_others_rows(postgres_url: str, tmp_path: An
         assert not {j.id for j in mine} & {j.id for j in theirs}
     finally:
         services.database.dispose()
+
+
+def test_timings_say_how_long_a_run_waited_for_its_process(services: Any, admin: model.Token) -> None:
+    # A run claimed, then kept waiting (for its integration's turn, for a script process),
+    # then executed: `wait` runs to when its execution began, `execute` from there.
+    setup(services, admin)
+    emit(services, admin, "t1", "complete")
+    with services.database.write() as conn:
+        [(job, loaded)] = recording.claim_round_on(conn, "w1", ["webhook"], 10, 30)
+    time.sleep(0.05)  # a claim is not the start of the execution
+    began = time.time()
+    with services.database.write() as conn:
+        assert recording.finish_many_on(conn, [recording.Finished(job=job, result="success", started=loaded,
+                                                                  began_at=began)], "w1") == {job.id}
+    ended = time.time()
+    doc = recording.load(services.database, job)
+    assert doc is not None
+    timings = doc.run_doc["timings"]
+    assert timings["wait"] == round(began - loaded.queued_at, 3)
+    assert timings["wait"] > round(loaded.started_at - loaded.queued_at, 3)  # more than until the claim
+    assert 0 <= timings["execute"] <= round(ended - began, 3) + 0.001

@@ -32,6 +32,10 @@ LOG_POLL_SECONDS = 0.3
 
 @router.get("/activities")
 async def list_activities(project: str, request: Request, who: model.Token = Depends(principal)) -> Any:
+    """Activities and runs, newest first by when firehook received them (not by the document's
+    own ``created_at``). Filters: ``type`` (repeatable; globs with ``*`` and ``?``, such as
+    ``environment.*``), ``state`` (repeatable), ``result``, ``environment``, ``count`` (1–1000,
+    default 50), ``starts_at`` (only those received before that time: the next page)."""
     return await call(service.list_, services_of(request), who, project, listing_params(request))
 
 
