@@ -83,11 +83,12 @@ class Result:
 
 
 class _Job:
-    __slots__ = ("request", "future", "queued", "queued_wall")
+    __slots__ = ("request", "future", "queued", "queued_wall", "abandoned")
 
     def __init__(self, request: Request, future: asyncio.Future[Result]) -> None:
         self.request = request
         self.future = future
+        self.abandoned = False  # its caller went away: its child was stopped on purpose
         self.queued = time.monotonic()
         self.queued_wall = time.time()
 
@@ -165,6 +166,7 @@ class ScriptPool:
         except asyncio.CancelledError:
             # The caller went away (shutdown): a queued run is forgotten, a running one ends
             # with its child, which is stopped so that it does not go on alone.
+            job.abandoned = True
             if job in self._waiting:
                 self._waiting.remove(job)
             for child in list(self._busy):
@@ -340,6 +342,9 @@ class ScriptPool:
                 text = f"time limit of {limits_mod.describe_seconds(request.limits.timeout)} s exceeded"
                 request.log(text)
                 result = self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
+            elif job.abandoned:
+                log.info("event=script_pool.abandoned pid=%d project=%s", child.pid, request.project_id)
+                result = self._failed(job, began, began_wall, "the run was stopped with its worker", None)
             else:
                 self.crashed += 1
                 child.dead = True
