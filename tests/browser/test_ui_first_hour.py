@@ -226,3 +226,15 @@ def test_storage_page_shows_typed_values_and_clears(page: Any, api: httpx.Client
     expect(page.get_by_text("Nothing stored yet")).to_be_visible()
     assert api.get(f"/api/projects/{project_id}/integrations/{script['id']}/storage").json()["count"] == 0
 
+
+
+def test_an_event_typo_is_refused_or_warned_on_the_form(page: Any, api: httpx.Client, receiver: Receiver) -> None:
+    project_id = helpers.project(api, "Typos")
+    page.goto(f"/projects/{project_id}/integrations/new?type=webhook")
+    page.get_by_label("URL").fill(receiver.on("/typo", (200, {}, b"ok")))
+    page.get_by_label("Events").fill("bad event!")
+    page.get_by_role("button", name="Create webhook").click()
+    expect(page.locator(".alert")).to_contain_text("not a dotted event name")
+    page.get_by_label("Events").fill("environment.psh")
+    page.get_by_role("button", name="Create webhook").click()
+    expect(page.get_by_role("status")).to_contain_text("did you mean 'environment.push'?")

@@ -29,6 +29,7 @@ from tests.reliability.test_access import (
 )
 
 PUBLIC = {"/signin", "/static/{name}", "/static/vendor/{package}/{name}", "/static/favicon.svg", "/favicon.ico",
+          "/static/editor.js",
           "/healthz", "/metrics", "/hooks/upsun/{project}",
           "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # API docs: the schema only
 

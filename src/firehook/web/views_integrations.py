@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from firehook import errors, model
+from firehook import errors, event_types, model
 from firehook.service import activities as activity_service
 from firehook.service import integrations as service
 from firehook.service import projects as project_service
@@ -73,7 +73,8 @@ async def create_integration(project: str, request: Request) -> Response:
     except errors.InvalidInput as exc:
         return await _form_page(request, who, project, kind, None, forms.submitted_values(form),
                                 _detail(exc), status=400)
-    return render.redirect(request, _base(project, created["id"]), f"Created {kind} {created['id']}.")
+    return render.redirect(request, _base(project, created["id"]),
+                           " ".join([f"Created {kind} {created['id']}.", *event_types.warnings(created["events"])]))
 
 
 @router.get("/projects/{project}/integrations/{integration}")
@@ -110,11 +111,12 @@ async def update_integration(project: str, integration: str, request: Request) -
     item = await auth.call(service.get, services, who, project, integration)
     try:
         body = forms.integration_body(form, item["type"], creating=False)
-        await auth.call(service.update, services, who, project, integration, body)
+        saved = await auth.call(service.update, services, who, project, integration, body)
     except errors.InvalidInput as exc:
         return await _form_page(request, who, project, item["type"], item,
                                 forms.submitted_values(form), _detail(exc), status=400)
-    return render.redirect(request, _base(project, integration), "Saved.")
+    return render.redirect(request, _base(project, integration),
+                           " ".join(["Saved.", *event_types.warnings(saved["events"])]))
 
 
 async def _set_enabled(project: str, integration: str, request: Request, enabled: bool) -> Response:
