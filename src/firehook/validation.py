@@ -40,7 +40,7 @@ def check_activity_fields(doc: Mapping[str, Any]) -> None:
             raise errors.InvalidInput.field("type", f"must be a string, not {_json_type(doc['type'])}")
         if not TYPE_PATTERN.match(doc["type"]):
             raise errors.InvalidInput.field("type", f"{doc['type']!r} is not an event name like environment.push")
-    if "id" in doc and doc["id"] is not None and (not isinstance(doc["id"], str) or not ids.is_valid_given_id(doc["id"])):
+    if "id" in doc and doc["id"] is not None and not ids.is_valid_given_id(doc["id"]):
         raise errors.InvalidInput.field("id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
     state = doc.get("state")
     if state is not None:
@@ -77,7 +77,8 @@ def check_activity_fields(doc: Mapping[str, Any]) -> None:
     if isinstance(timings, dict):
         for key, seconds in timings.items():
             if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
-                raise errors.InvalidInput.field("timings", f"{key} must be a number of seconds, not {_json_type(seconds)}")
+                raise errors.InvalidInput.field("timings",
+                                                f"{key} must be a number of seconds, not {_json_type(seconds)}")
     commands = doc.get("commands")
     if commands is not None and not isinstance(commands, (list, dict)):
         raise errors.InvalidInput.field("commands", f"must be a list, an object or null, not {_json_type(commands)}")
@@ -182,8 +183,9 @@ def integration_changes(body: Any, current_type: str | None) -> dict[str, Any]:
         kind = body.get("type")
         if kind is None:
             raise errors.InvalidInput.field("type", "is required: script or webhook")
-        if kind not in model.INTEGRATION_TYPES:
-            raise errors.InvalidInput.field("type", f"{kind!r} is not one of script, webhook")
+        if not isinstance(kind, str) or kind not in model.INTEGRATION_TYPES:
+            shown = _shown(kind) if isinstance(kind, str) else _json_type(kind)
+            raise errors.InvalidInput.field("type", f"{shown} is not one of script, webhook")
     else:
         kind = current_type
         if "type" in body and body["type"] != current_type:

@@ -69,14 +69,35 @@ def attempts_of(api: Api, project: str, run_id: str) -> list[dict[str, Any]]:
     return api.ok("GET", f"/api/projects/{project}/activities/{run_id}/attempts")
 
 
+# Every server the reliability tier starts, with its database's kind, and the secrets its tests
+# planted: test_zz_log_secrets scans all their logs once the rest of the tier has run.
+SERVER_LOGS: list[tuple[Path, str]] = []
+PLANTED: set[str] = set()
+
+
 def start_server(tmp: Path, *, env: dict[str, str] | None = None, command: str = "serve",
                  args: list[str] | None = None, port: int | None = None, ready: bool = True) -> support.ServerProcess:
     base = {"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost", "FIREHOOK_POLL_INTERVAL": "0.1"}
     base.update(env or {})
     server = support.ServerProcess(tmp, env=base, command=command, args=args, port=port)
+    kind = "postgres" if base.get("FIREHOOK_DATABASE_URL", "").startswith("postgresql") else "sqlite"
+    SERVER_LOGS.append((server.log_path, kind))
     if ready and command == "serve":
         server.wait_ready()
     return server
+
+
+def postgres_database() -> support.PostgresDatabase:
+    """A fresh PostgreSQL database with firehook's schema (``firehook db:upgrade``, as an
+    operator runs it); skipped, or failed under FIREHOOK_REQUIRE_POSTGRES=1, without PostgreSQL."""
+    try:
+        database = support.PostgresDatabase()
+    except Exception as exc:  # connection refused, no driver…
+        support.postgres_unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
+    env["FIREHOOK_DATABASE_URL"] = database.url
+    subprocess.run(support.firehook_command() + ["db:upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    return database
 
 
 # --- raw TCP receivers ----------------------------------------------------------------------

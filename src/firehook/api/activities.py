@@ -64,7 +64,7 @@ async def get_activity(project: str, activity: str, request: Request, who: model
 
 @router.patch("/activities/{activity}", openapi_extra=JSON_BODY)
 async def patch_activity(project: str, activity: str, request: Request, who: model.Token = Depends(principal)) -> Any:
-    body = await json_body(request)
+    body = await json_body(request, allow_nul=True)  # a document: stored as JSON text
     accepted = await call(intake.patch, services_of(request), who, project, activity, body)
     return accepted.answer()
 

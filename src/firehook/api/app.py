@@ -21,6 +21,7 @@ from firehook.api import intake as intake_api
 from firehook.api import metrics as metrics_routes
 from firehook.api.http import error_response
 from firehook.service import Services, group_commit
+from firehook.store import jsonutil
 
 log = logging.getLogger("firehook.api")
 
@@ -31,12 +32,27 @@ class App(FastAPI):
     lean: intake_api.LeanIntake | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _holds_nul(scope):
+            await _refuse_nul(send)  # no name firehook stores holds one, and PostgreSQL's text refuses it
+            return
         if self.lean is not None:
             route = intake_api.route_of(scope)
             if route is not None:
                 await self.lean(route, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _holds_nul(scope: Scope) -> bool:
+    return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+
+
+async def _refuse_nul(send: Send) -> None:
+    body = jsonutil.answer(errors.error_body(400, "Bad Request",
+                                             {"request": "the path or the query holds a NUL character"}))
+    await send({"type": "http.response.start", "status": 400,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(services: Services, *, start_worker: Callable[[], Any] | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -75,9 +76,48 @@ def parse_json(raw: bytes, *, allow_empty: bool = False) -> Any:
         raise errors.InvalidInput.field("body", f"is not valid JSON: {exc}") from None
 
 
-async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
+async def json_body(request: Request, *, allow_empty: bool = False, allow_nul: bool = False) -> Any:
+    """The request's JSON body, refused (400, naming the field) when a string in it cannot be
+    stored: a lone UTF-16 surrogate, or — unless ``allow_nul`` (an activity document, stored as
+    JSON text with the character escaped) — a NUL character, which PostgreSQL's text refuses."""
     limit = services_of(request).settings.max_document_bytes
-    return parse_json(await read_body(request, limit), allow_empty=allow_empty)
+    value = parse_json(await read_body(request, limit), allow_empty=allow_empty)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # a lone surrogate, nesting deeper than orjson writes, a big integer
+        _refuse_unstorable(value, allow_nul)
+        return value
+    if not allow_nul and b"\\u0000" in encoded:
+        _refuse_unstorable(value, allow_nul)
+    return value
+
+
+def _refuse_unstorable(value: Any, allow_nul: bool) -> None:
+    stack: list[tuple[Any, str, int]] = [(value, "body", 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            _storable(item, where, allow_nul)
+            continue
+        if isinstance(item, (dict, list)) and depth > jsonutil.MAX_DEPTH:
+            raise errors.InvalidInput.field(where.split(".", 1)[0].split("[", 1)[0],
+                                            f"nests objects and arrays deeper than {jsonutil.MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                name = key if where == "body" else f"{where}.{key}"
+                _storable(key, name, allow_nul)
+                stack.append((child, name, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{n}]", depth + 1) for n, child in enumerate(item))
+
+
+def _storable(text: str, where: str, allow_nul: bool) -> None:
+    if not allow_nul and "\x00" in text:
+        raise errors.InvalidInput.field(where, "holds a NUL character (\\u0000), which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidInput.field(where, "holds a lone UTF-16 surrogate, which is not Unicode text") from None
 
 
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:

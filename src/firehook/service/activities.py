@@ -152,6 +152,9 @@ def replay(services: Services, principal: model.Token, project_id: str, activity
     wanted = body.get("integrations")
     if wanted is not None and (not isinstance(wanted, list) or not all(isinstance(i, str) for i in wanted)):
         raise errors.InvalidInput.field("integrations", "must be a list of integration ids")
+    chosen = body.get("state")
+    if chosen is not None and (not isinstance(chosen, str) or chosen not in model.ACTIVITY_STATES):
+        raise errors.InvalidInput.field("state", f"must be one of {', '.join(sorted(model.ACTIVITY_STATES))}")
     with services.database.write() as conn:
         source_pk, state = row["pk"], body.get("state") or row["doc"]["state"]
         if row["integration_id"] is not None:
