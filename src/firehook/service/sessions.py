@@ -11,8 +11,8 @@ import datetime as dt
 import secrets
 
 from firehook import errors, model, timefmt
-from firehook.service.core import Services
 from firehook.service import tokens as token_service
+from firehook.service.core import Services
 from firehook.store import sessions as store
 
 MAX_AGE = 12 * 3600  # seconds a session lasts after sign-in

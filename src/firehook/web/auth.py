@@ -22,8 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from firehook import errors, model
-from firehook.service import Services
-from firehook.service import sessions
+from firehook.service import Services, sessions
 from firehook.service import tokens as token_service
 
 SESSION_COOKIE = "fh_session"
