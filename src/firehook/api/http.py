@@ -81,7 +81,17 @@ async def json_body(request: Request, *, allow_empty: bool = False, allow_nul: b
     stored: a lone UTF-16 surrogate, or — unless ``allow_nul`` (an activity document, stored as
     JSON text with the character escaped) — a NUL character, which PostgreSQL's text refuses."""
     limit = services_of(request).settings.max_document_bytes
-    value = parse_json(await read_body(request, limit), allow_empty=allow_empty)
+    raw = await read_body(request, limit)
+    if len(raw) >= PARSE_OFF_LOOP:  # a large body is parsed in a thread: no request stalls the others
+        return await call(_checked_json, raw, allow_empty, allow_nul)
+    return _checked_json(raw, allow_empty, allow_nul)
+
+
+PARSE_OFF_LOOP = 64 * 1024  # bytes
+
+
+def _checked_json(raw: bytes, allow_empty: bool, allow_nul: bool) -> Any:
+    value = parse_json(raw, allow_empty=allow_empty)
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:  # a lone surrogate, nesting deeper than orjson writes, a big integer

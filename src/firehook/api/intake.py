@@ -23,6 +23,7 @@ from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from firehook import errors, metrics, model, signing, validation
+from firehook.api import http
 from firehook.api.http import call, parse_json, read_body, too_large
 from firehook.service import Services
 from firehook.service import batch as batch_service
@@ -146,13 +147,10 @@ def relay_refused() -> errors.Unauthorized:
         '{"relay_key": "<the key of the Upsun webhook>"} (or firehook project:create --relay-key)')
 
 
-PARSE_OFF_LOOP = 64 * 1024  # bytes: a larger body is parsed and checked in a thread, off the event loop
-
-
 async def parse_document(raw: bytes) -> dict[str, Any]:
     """``raw`` parsed and checked as an activity; a large one off the event loop, so that a
     client's 2 MiB document never stalls the other requests."""
-    if len(raw) < PARSE_OFF_LOOP:
+    if len(raw) < http.PARSE_OFF_LOOP:
         return validation.activity(parse_json(raw))
     return await call(lambda: validation.activity(parse_json(raw)))  # type: ignore[no-any-return]
 
