@@ -126,13 +126,10 @@ def confirm(question: str, default: bool = True) -> bool:
     if not STATE.interactive:
         message(text + ("y" if default else "n"))
         return default
-    for _ in range(MAX_ATTEMPTS):
-        answer = prompt_line(text).strip().lower()
-        if not answer:
-            return default
-        if answer[0] in "yn":
-            return answer[0] == "y"
-    raise CliError("No valid answer given.")
+    answer = prompt_line(text).strip().lower()
+    # Symfony's ConfirmationQuestion: empty is the default, an answer starting with y is yes,
+    # any other is no.
+    return default if not answer else answer.startswith("y")
 
 
 def prompt_line(text: str) -> str:
@@ -147,7 +144,9 @@ def prompt_line(text: str) -> str:
 
 def ask(text: str, validate: Callable[[str], Any], default: str | None = None) -> Any:
     """Ask ``text`` (a question ending in its prompt) until ``validate`` accepts the answer (it
-    raises CliError with the reason otherwise); an empty answer is ``default`` when given."""
+    raises CliError with the reason otherwise), at most 5 times; an empty answer is
+    ``default`` when given."""
+    last = CliError("No valid answer given.")
     for _ in range(MAX_ATTEMPTS):
         answer = prompt_line(text)
         if answer == "" and default is not None:
@@ -156,7 +155,8 @@ def ask(text: str, validate: Callable[[str], Any], default: str | None = None) -
             return validate(answer)
         except CliError as exc:
             click.echo(exc.message, err=True)
-    raise CliError("Too many invalid answers.")
+            last = exc
+    raise last  # as Symfony's question helper: the last answer's error, once the attempts are spent
 
 
 def choose(items: Sequence[tuple[str, str]], text: str, prompt: str = " > ") -> str:
