@@ -95,6 +95,8 @@ def test_script_editor_highlights_numbers_lines_and_marks_the_error(page: Any, a
     help_box = page.get_by_role("complementary", name="What a script can use")
     expect(help_box).to_contain_text("storage.get/set/remove/clear")
     expect(help_box).to_contain_text("docs/scripts.md")
+    reference = help_box.get_by_role("link", name="the script reference")
+    expect(reference).to_have_attribute("href", "/help/scripts")
     expect(help_box.get_by_role("link", name="Dry run")).to_have_attribute("href", f"/projects/{project_id}/dry-run")
     page.get_by_role("button", name="Create script").click()
     expect(page.locator("#script-error")).to_contain_text("line 4")
@@ -238,3 +240,12 @@ def test_an_event_typo_is_refused_or_warned_on_the_form(page: Any, api: httpx.Cl
     page.get_by_label("Events").fill("environment.psh")
     page.get_by_role("button", name="Create webhook").click()
     expect(page.get_by_role("status")).to_contain_text("did you mean 'environment.push'?")
+
+
+def test_the_script_reference_is_served_from_the_package(page: Any) -> None:
+    page.goto("/help/scripts")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Activity scripts")
+    text = page.locator("#help-text")
+    expect(text).to_contain_text("## `storage`")
+    expect(text).to_contain_text("FIREHOOK_SCRIPT_TIMEOUT")
+    assert page.goto("/help/nothing").status == 404

@@ -100,7 +100,7 @@ def anonymous(world: World) -> httpx.Client:
 
 def fill(path: str, ids: dict[str, str]) -> str:
     values = {"project": ids["project"], "integration": ids["integration"], "name": ids["name"],
-              "activity": ids["run"] if path.endswith("/cancel") else ids["activity"]}
+              "activity": ids["run"] if path.endswith("/cancel") else ids["activity"], "topic": "scripts"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 

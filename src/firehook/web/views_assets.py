@@ -1,14 +1,16 @@
-"""Vendored front-end assets (Swagger UI for ``/docs``, CodeMirror for the script editor) and the
-favicon, served from the installed package: the UI and ``/docs`` work with no network."""
+"""Vendored front-end assets (Swagger UI for ``/docs``, CodeMirror for the script editor), the
+favicon and the script reference, served from the installed package: the UI and ``/docs`` work
+with no network."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from firehook import errors
+from firehook.web import auth, render
 from firehook.web.render import UIRoute
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
@@ -40,3 +42,18 @@ async def editor_script() -> Response:
 @router.get("/static/favicon.svg")
 async def favicon() -> Response:
     return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=CACHE)
+
+
+HELP = Path(__file__).parent / "help"
+HELP_PAGES = {"scripts": ("Activity scripts", "docs/scripts.md", "scripts.md")}
+
+
+@router.get("/help/{topic}")
+async def help_page(topic: str, request: Request) -> Response:
+    """docs/scripts.md (shipped in the package as web/help/scripts.md), for the script forms."""
+    who = await auth.principal(request)
+    if topic not in HELP_PAGES:
+        raise errors.NotFound(f"no help page {topic}")
+    title, source, name = HELP_PAGES[topic]
+    text = (HELP / name).read_text(encoding="utf-8")
+    return render.page(request, "help.html", {"title": title, "source": source, "text": text}, who=who)
