@@ -118,7 +118,7 @@ def _routes(server: support.ServerProcess) -> list[tuple[str, str]]:
 
 
 def _fill(path: str, ids: dict[str, str], odd: str | None = None) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: odd if odd is not None else ids[m.group(1)], path)
+    return re.sub(r"\{(\w+)\}", lambda m: odd if odd is not None else ids.get(m.group(1), "x"), path)
 
 
 def _with_field(template: dict[str, Any], field: str, raw_value: str) -> bytes:
@@ -165,6 +165,56 @@ def test_nothing_a_client_sends_causes_a_5xx(world: World) -> None:
                 for raw in WRONG_VALUES:
                     send(method, _fill(path, world.ids), _with_field(template, field, raw))
     assert calls > 2000, calls
+    assert not failures, "\n".join(failures[:40])
+    log = Path(server.log_path).read_text(errors="replace")
+    assert "Traceback" not in log and "unexpected_error" not in log, log[-4000:]
+
+
+UI_FIELDS = ["title", "id", "type", "url", "events", "states", "result", "environments", "excluded_environments",
+             "script", "shared_key", "description", "name", "value", "is_json", "is_sensitive", "integrations",
+             "state", "activity", "activity_id", "variables", "key", "enabled"]
+UI_VALUES = ["\x00", "a\x00b", "x" * 5000, "", "[]", "{", "-1", "é", "*", "{\"a\": 1}", "\ud7ff"]
+
+
+def _ui_routes(server: support.ServerProcess) -> list[tuple[str, str]]:
+    """The UI's routes, read from its router (the UI is not in /openapi.json)."""
+    from firehook.web import routes as web_routes
+    from tests.reliability.test_access_ui import _walk
+
+    return sorted({(method, path) for path, methods in _walk(web_routes.router.routes) for method in methods
+                   if method != "HEAD"})
+
+
+def test_nothing_the_ui_is_sent_causes_a_5xx(world: World) -> None:
+    server = world.server
+    ui = _ui_routes(server)
+    assert len(ui) >= 20, ui
+    failures: list[str] = []
+    with httpx.Client(base_url=server.base_url, timeout=60, follow_redirects=False) as client:
+        form = client.get("/signin")
+        presession = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert presession
+        signed = client.post("/signin", data={"csrf_token": presession.group(1), "token": server.token})
+        assert signed.status_code == 303
+        page = client.get("/projects")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf
+        for method, path in ui:
+            if path in ("/signout", "/signin") or path.endswith("/delete") or path.endswith("/clear"):
+                continue
+            ids = {**world.ids, "name": "SECRET", "topic": "scripts"}
+            for odd in [None, *ODD_IDS]:
+                url = _fill(path, ids, odd)
+                if method == "GET":
+                    answer = client.get(url)
+                    if answer.status_code >= 500:
+                        failures.append(f"GET {url} -> {answer.status_code}")
+                    continue
+                for value in UI_VALUES if odd is None else UI_VALUES[:1]:
+                    data = {"csrf_token": csrf.group(1), **{name: value for name in UI_FIELDS}}
+                    answer = client.post(url, data=data)
+                    if answer.status_code >= 500:
+                        failures.append(f"POST {url} {value[:20]!r} -> {answer.status_code} {answer.text[:200]}")
     assert not failures, "\n".join(failures[:40])
     log = Path(server.log_path).read_text(errors="replace")
     assert "Traceback" not in log and "unexpected_error" not in log, log[-4000:]

@@ -115,6 +115,9 @@ async def form_checked(request: Request, *, presession: bool = False) -> Any:
         expected = csrf_token(request)
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         raise errors.Forbidden("the form's security token is missing or out of date: reload the page and try again")
+    for name, value in form.multi_items():
+        if isinstance(value, str) and "\x00" in value:  # no field stores one (PostgreSQL's text refuses it)
+            raise errors.InvalidInput.field(name, "holds a NUL character, which cannot be stored")
     return form
 
 
