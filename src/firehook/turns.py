@@ -43,7 +43,10 @@ class Turns:
         # (and runs are forgotten from the loop once done), so under a lock. Removals are
         # idempotent: the writer runs a group's writes again after a failed one.
         self._held: dict[str, set[int]] = {}
+        self._turn_of: dict[int, str] = {}  # job → the integration it holds a turn of
+        self._lost: set[str] = set()  # leases whose renewal found them gone
         self._lock = threading.Lock()
+        self.parked = 0  # runs the last claim parked (their integration's turn is elsewhere)
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: collections.Counter[str] = collections.Counter()  # event loop only
 
@@ -61,17 +64,42 @@ class Turns:
         taken = store.take(conn, self.owner, wanted, now, until)
         kept: list[model.Job] = []
         turn_of: dict[int, str] = {}
+        parked: list[int] = []
+        for job in jobs:
+            integration = integration_of.get(job.run_pk) if job.kind == "script" else None
+            if integration is not None and integration not in taken:
+                parked.append(job.id)
+                continue
+            if integration is not None:
+                turn_of[job.id] = integration
+            kept.append(job)
+        for job_id in parked:
+            job_store.park(conn, self.owner, job_id, now + RETRY_SECONDS)
+        self.parked = len(parked)
         with self._lock:
-            for job in jobs:
-                integration = integration_of.get(job.run_pk) if job.kind == "script" else None
-                if integration is not None and integration not in taken:
-                    job_store.park(conn, self.owner, job.id, now + RETRY_SECONDS)
-                    continue
-                if integration is not None:
-                    self._held.setdefault(integration, set()).add(job.id)
-                    turn_of[job.id] = integration
-                kept.append(job)
+            for job_id, integration in turn_of.items():
+                self._held.setdefault(integration, set()).add(job_id)
+                self._turn_of[job_id] = integration
+            self._lost.difference_update(taken)
         return kept, turn_of
+
+    def integration_of(self, job_id: int) -> str | None:
+        """The integration whose turn a claimed script run takes (even if it was deleted since)."""
+        with self._lock:
+            return self._turn_of.get(job_id)
+
+    def lost(self, integration: str) -> bool:
+        """Whether this worker's lease on the integration lapsed (another worker may hold it)."""
+        with self._lock:
+            return integration in self._lost
+
+    def retake(self, conn: sa.Connection, integration: str, now: float, until: float) -> bool:
+        """Take a lapsed lease again; False when another worker holds it now."""
+        ok = integration in store.take(conn, self.owner, [integration], now, until)
+        if ok:
+            with self._lock:
+                self._lost.discard(integration)
+        return ok
 
     def finished(self, conn: sa.Connection, runs: Iterable[tuple[str, int]]) -> None:
         """These ``(integration, job id)`` are recorded (or given up): the leases no held run
@@ -91,6 +119,7 @@ class Turns:
         """A run is done with, recorded or not (its lease, if still held, expires or is given
         back with the integration's next finished run)."""
         with self._lock:
+            self._turn_of.pop(job_id, None)
             held = self._held.get(integration)
             if held is not None:
                 held.discard(job_id)
@@ -98,9 +127,13 @@ class Turns:
                     del self._held[integration]
 
     def renew(self, conn: sa.Connection, until: float) -> None:
+        """Extend the leases of the integrations held; those found gone are lost (a run of one
+        takes it again, or gives its run back, before it executes)."""
         with self._lock:
             integrations = sorted(self._held)
-        store.renew(conn, self.owner, integrations, until)
+        renewed = store.renew(conn, self.owner, integrations, until)
+        with self._lock:
+            self._lost.update(set(integrations) - renewed)
 
     def give_back_all(self, conn: sa.Connection) -> None:
         with self._lock:

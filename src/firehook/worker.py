@@ -190,14 +190,17 @@ class Worker:
                 recording.claim_round_on, owner=self.owner, kinds=[kind], limit=free,
                 lease_seconds=self.settings.lease_seconds, public_url=self.public_url, turns=self.turns))
             for job, item in claimed:
-                if job.kind == "script":
-                    self._turn_of[job.id] = item.integration.id if item.integration is not None else ""
+                turn = self.turns.integration_of(job.id) if job.kind == "script" else None
+                if turn:
+                    self._turn_of[job.id] = turn
                 self._per_kind[kind] += 1
                 task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
                 task.add_done_callback(functools.partial(self._done, job))
             total += len(claimed)
-            self._drained[kind] = len(claimed) < free
+            # Runs parked because another worker has their integration's turn were found, so
+            # the queue is not empty for all that.
+            self._drained[kind] = len(claimed) + (self.turns.parked if kind == "script" else 0) < free
         return total
 
     def _done(self, job: model.Job, _task: object = None) -> None:
@@ -239,10 +242,25 @@ class Worker:
             async with self.turns.turn(turn):
                 if gated:
                     gated, self._gated = False, self._gated - 1
+                if self.turns.lost(turn) and not await self._retake(turn):
+                    # Another worker has the integration's turn now: the run goes back to the
+                    # queue (claimed again later) rather than overlap with its runs.
+                    log.warning("event=run.turn_lost run=%s integration=%s", job.run_id, turn)
+                    await self.writer.run(functools.partial(self._give_back, job=job, turn=turn))
+                    return
                 await self._execute_now(job, executor, loaded, turn)
         finally:
             if gated:
                 self._gated -= 1
+
+    async def _retake(self, turn: str) -> bool:
+        now = time.time()
+        return bool(await self.writer.run(functools.partial(
+            self.turns.retake, integration=turn, now=now, until=now + self.settings.lease_seconds)))
+
+    def _give_back(self, conn: Any, job: model.Job, turn: str) -> None:
+        queue.retry_at(conn, job.id, self.owner, time.time() + turns.RETRY_SECONDS)
+        self.turns.finished(conn, [(turn, job.id)])
 
     async def _execute_now(self, job: model.Job, executor: Executor, loaded: recording.Loaded,
                            turn: str | None) -> None:

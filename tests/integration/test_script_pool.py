@@ -155,3 +155,62 @@ def test_a_free_child_goes_to_the_project_below_its_share_first() -> None:
         assert pool_._next(fair_only=False) is jobs[0]  # a regular child takes the oldest
     finally:
         loop.close()
+
+
+def test_inputs_beyond_json_a_dead_idle_child_and_checked_storage_calls() -> None:
+    async def main() -> None:
+        the_pool = pool.ScriptPool(1)
+        lines: list[str] = []
+        try:
+            # A variable's JSON value beyond 64 bits reaches the script as JavaScript reads it.
+            big = pool.Request(project_id="a", source="console.log(typeof variables.BIG, variables.BIG > 1e29)",
+                               activity_json="{}", project={"id": "a"}, variables={"BIG": 123456789012345678901234567890},
+                               storage=MemoryStorage(), limits=ScriptLimits(timeout=20), log=lines.append)
+            result = await the_pool.run(big)
+            assert result.success and lines == ["number true"]
+            # A child that died while idle costs no run: the next one goes to another child.
+            for pid in the_pool.pids():
+                os.kill(pid, signal.SIGKILL)
+            while any(os.path.exists(f"/proc/{pid}/status") and "zombie" not in
+                      open(f"/proc/{pid}/status").read() for pid in the_pool.pids()):
+                await asyncio.sleep(0.01)
+            after = await the_pool.run(request("console.log('after')", log=lines.append))
+            assert after.success and lines[-1] == "after"
+        finally:
+            await the_pool.aclose()
+        # The parent checks a child's storage calls as the script's own are checked.
+        storage = MemoryStorage()
+        too_long = {"t": "call", "op": "set", "args": ["k" * 300, "1"]}
+        answer = await pool._storage_call(storage, ScriptLimits(), too_long)
+        assert answer["error"] == "storage key is 300 bytes; the limit is 256 bytes"
+        for bad in ({"op": "set", "args": [["list"], "1"]}, {"op": "drop", "args": []}, {"op": "get", "args": "k"}):
+            try:
+                await pool._storage_call(storage, ScriptLimits(), {"t": "call", **bad})
+            except pool._Violation:
+                pass
+            else:
+                raise AssertionError(f"accepted {bad}")
+        assert storage.get("k" * 300) is None
+
+    run(main())
+
+
+def test_runs_fail_when_no_child_can_start_and_close_stops_a_starting_child() -> None:
+    async def main() -> None:
+        broken = pool.ScriptPool(1, env={**os.environ, "PYTHONHOME": "/nonexistent"})
+        try:
+            result = await broken.run(request("1"))
+            assert not result.success and result.error is not None
+            assert result.error.startswith("the run could not start: no script process could start")
+        finally:
+            await broken.aclose()
+        starting = pool.ScriptPool(1)
+        task = asyncio.create_task(starting.run(request("1")))
+        while not starting._starting_procs:
+            await asyncio.sleep(0.001)
+        [proc] = list(starting._starting_procs)
+        await starting.aclose()
+        assert proc.returncode is not None  # killed and reaped, not left waiting for input
+        task.cancel()
+
+    run(main())

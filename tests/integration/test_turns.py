@@ -74,3 +74,32 @@ def test_a_run_waits_while_another_worker_holds_its_integrations_turn(fast_servi
         worker.stop()
     assert kv.IntegrationStorage(services.database, hook["id"]).get("counter") == "1"
     assert _leases(services) == []
+
+
+def test_a_lapsed_turn_is_noticed_at_renewal_and_taken_again_only_when_free(fast_services: Any) -> None:
+    from firehook import queue, turns
+
+    services = fast_services
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": COUNTER})
+    intake.ingest(services, ADMIN, "w", {"type": "environment.push"})
+    mine = turns.Turns("me:1")
+    now = time.time()
+    with services.database.write() as conn:
+        jobs = queue.claim_on(conn, "me:1", ["script"], 10, 60, now)
+        kept, turn_of = mine.claimed(conn, jobs, now, now + 60)
+    assert [mine.integration_of(job.id) for job in kept] == [hook["id"]] and turn_of
+    with services.database.write() as conn:  # the lease lapsed and another worker took it
+        raw.cursor(conn).execute("UPDATE integration_leases SET owner = ?", ("elsewhere:1",))
+        mine.renew(conn, time.time() + 60)
+    assert mine.lost(hook["id"])
+    with services.database.write() as conn:
+        assert not mine.retake(conn, hook["id"], time.time(), time.time() + 60)
+    assert mine.lost(hook["id"])
+    with services.database.write() as conn:  # the other worker is done with it
+        raw.cursor(conn).execute("DELETE FROM integration_leases")
+        assert mine.retake(conn, hook["id"], time.time(), time.time() + 60)
+    assert not mine.lost(hook["id"]) and _leases(services) == [(hook["id"], "me:1")]
+    with services.database.write() as conn:
+        mine.finished(conn, [(hook["id"], kept[0].id)])
+    assert _leases(services) == []

@@ -56,8 +56,11 @@ class _Conversation:
     def __init__(self, inp: BinaryIO, out: BinaryIO) -> None:
         self.inp = inp
         self.out = out
+        self.run: Any = None  # the number of the run in progress, in every message about it
 
     def send(self, message: dict[str, Any]) -> None:
+        if self.run is not None:
+            message["n"] = self.run
         self.out.write(protocol.encode(message))
         self.out.flush()
 
@@ -124,7 +127,11 @@ def main() -> None:
         except protocol.Closed:
             return
         if message.get("t") == "run":
-            _run(talk, message, blob)
+            talk.run = message.get("n")
+            try:
+                _run(talk, message, blob)
+            finally:
+                talk.run = None
 
 
 if __name__ == "__main__":

@@ -42,12 +42,16 @@ from firehook.scripts import limits as limits_mod
 from firehook.scripts import protocol
 from firehook.scripts.child import PARENT_ENV
 from firehook.scripts.limits import ScriptLimits
-from firehook.scripts.storage import MemoryStorage, StorageBackend
+from firehook.scripts.storage import MemoryStorage, QuotaStorage, StorageBackend, StorageRuleError
 
 log = logging.getLogger("firehook.scripts.pool")
 
 KILL_GRACE = 2.0  # seconds past a run's time limit before its child is killed
 START_TIMEOUT = 120.0  # seconds a new child may take to build its engine
+START_FAILURES = 3  # starts failed in a row before the runs waiting for a child fail
+# The largest message a child may send: a log line (cut by the child at the run's log limit)
+# or a storage value, with room to spare; a child that sends more is stopped.
+_MESSAGE_LIMIT = 8 * 1024 * 1024
 SPARE_IDLE_SECONDS = 30.0  # a child beyond the pool's size is stopped after this long idle
 _STORAGE_OPS = frozenset({"get", "set", "remove", "clear", "total_bytes"})
 
@@ -83,12 +87,13 @@ class Result:
 
 
 class _Job:
-    __slots__ = ("request", "future", "queued", "queued_wall", "abandoned")
+    __slots__ = ("request", "future", "queued", "queued_wall", "abandoned", "requeued")
 
     def __init__(self, request: Request, future: asyncio.Future[Result]) -> None:
         self.request = request
         self.future = future
         self.abandoned = False  # its caller went away: its child was stopped on purpose
+        self.requeued = False  # sent again once: its first child was dead before it began
         self.queued = time.monotonic()
         self.queued_wall = time.time()
 
@@ -105,17 +110,23 @@ class _Child:
     def pid(self) -> int:
         return self.proc.pid
 
-    async def send(self, message: dict[str, Any], blob: bytes = b"") -> None:
+    async def send_encoded(self, data: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(protocol.encode(message, blob))
+        self.proc.stdin.write(data)
         await self.proc.stdin.drain()
 
-    async def receive(self) -> dict[str, Any]:
+    def buffered(self) -> bool:
+        """Whether the child wrote more than what was read (nothing is due after a run's end)."""
+        stdout = self.proc.stdout
+        return stdout is not None and bool(getattr(stdout, "_buffer", b""))
+
+    async def receive(self, limit: int = protocol.MAX_MESSAGE) -> dict[str, Any]:
         assert self.proc.stdout is not None
         try:
             head = await self.proc.stdout.readexactly(protocol.HEADER.size)
             size, json_size = protocol.HEADER.unpack(head)
-            protocol.check(size, json_size)
+            if size > limit or json_size > size:
+                raise _Violation(f"a message of {size} bytes")
             message, _ = protocol.decode(await self.proc.stdout.readexactly(size), json_size)
             return message
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -136,7 +147,7 @@ class ScriptPool:
         self.share = max(1, self.size // 2)  # the most one project holds while others wait
         self.max_children = self.size * 2
         self.kill_grace = kill_grace
-        self._env = dict(env if env is not None else os.environ)
+        self._env = _child_environment(env if env is not None else os.environ)
         self._env[PARENT_ENV] = str(os.getpid())
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
@@ -146,6 +157,9 @@ class ScriptPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._retiring: asyncio.TimerHandle | None = None
+        self._sequence = 0  # numbers the runs: every message of a child names its run
+        self._start_failures = 0
+        self._starting_procs: set[asyncio.subprocess.Process] = set()
         # What happened, for tests, metrics and the benchmark.
         self.started = 0
         self.killed = 0
@@ -197,8 +211,12 @@ class ScriptPool:
         self._waiting.clear()
         children = [*self._idle, *self._busy]
         self._idle.clear()
+        for proc in list(self._starting_procs):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
         for child in children:
             if child.job is not None:
+                child.job.abandoned = True
                 child.kill()
             elif child.proc.stdin is not None:
                 child.proc.stdin.close()
@@ -232,6 +250,9 @@ class ScriptPool:
             if job is None:
                 break
             child = self._idle.pop()
+            if child.dead or child.proc.returncode is not None:  # died while idle
+                self._track(child.proc.wait())
+                continue
             self._waiting.remove(job)
             self._begin(child, job)
         # Children to start: up to the pool's size for whatever waits; and once the pool is in
@@ -278,21 +299,30 @@ class ScriptPool:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "firehook.scripts.child", env=self._env,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=False)
+            self._starting_procs.add(proc)
             child = _Child(proc)
             ready = await asyncio.wait_for(child.receive(), START_TIMEOUT)
             if ready.get("t") != "ready":
                 raise protocol.Closed(f"expected ready, got {ready.get('t')!r}")
-        except Exception as exc:  # noqa: BLE001 - a child that cannot start is retried by the next run
-            log.error("event=script_pool.start_failed error=%s", f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:
             if child is not None:
                 child.kill()
-                await child.proc.wait()
+                self._starting_procs.discard(child.proc)
+                await asyncio.shield(child.proc.wait())
             self._starting -= 1
+            if not isinstance(exc, Exception):  # cancelled: the pool is closing
+                raise
+            log.error("event=script_pool.start_failed error=%s", f"{type(exc).__name__}: {exc}")
+            self._start_failures += 1
+            if self._start_failures >= START_FAILURES:
+                self._fail_waiting(f"no script process could start ({type(exc).__name__}: {exc})")
             await asyncio.sleep(1.0)  # not a tight loop of failing starts
             if not self._closed:
                 self._dispatch()
             return
+        self._starting_procs.discard(child.proc)
         self._starting -= 1
+        self._start_failures = 0
         self.started += 1
         if self._closed:
             child.kill()
@@ -300,6 +330,15 @@ class ScriptPool:
             return
         self._idle.append(child)
         self._dispatch()
+
+    def _fail_waiting(self, reason: str) -> None:
+        """Runs waiting for a child that cannot start fail, rather than wait for ever."""
+        while self._waiting:
+            job = self._waiting.popleft()
+            if not job.future.done():
+                job.request.log(f"The run could not start: {reason}.")
+                job.future.set_result(Result(False, f"the run could not start: {reason}", None, 0.0,
+                                             time.time(), time.monotonic() - job.queued))
 
     def _retire(self, child: _Child) -> None:
         if child.proc.stdin is not None:
@@ -311,6 +350,8 @@ class ScriptPool:
         began_wall, began = time.time(), time.monotonic()
         loop = asyncio.get_running_loop()
         late: list[bool] = []
+        self._sequence += 1
+        number = self._sequence
 
         def past_deadline() -> None:
             late.append(True)
@@ -318,79 +359,170 @@ class ScriptPool:
 
         timer = loop.call_later(request.limits.timeout + self.kill_grace, past_deadline)
         result: Result | None = None
+        answered = False  # whether the child said anything about this run
         try:
-            await child.send({
-                "t": "run", "source": request.source, "project": request.project, "variables": request.variables,
-                "limits": _limits_dict(request.limits),
-                "outbound_allow": list(request.outbound_allow), "dry_fetch": request.dry_fetch,
-            }, request.activity_json.encode("utf-8", "surrogatepass"))
-            while result is None:
-                message = await child.receive()
-                kind = message.get("t")
-                if kind == "log":
-                    request.log(str(message.get("line", "")))
-                elif kind == "call":
-                    await child.send(await _storage_call(request.storage, message))
-                elif kind == "done":
-                    result = Result(bool(message.get("success")), message.get("error"), message.get("limit"),
-                                    float(message.get("duration_ms") or 0.0), began_wall, began - job.queued)
-        except (protocol.Closed, BrokenPipeError, ConnectionError):
-            if late:  # killed by the timer above
-                self.killed += 1
-                log.warning("event=script_pool.killed pid=%d project=%s reason=deadline", child.pid,
-                            request.project_id)
-                text = f"time limit of {limits_mod.describe_seconds(request.limits.timeout)} s exceeded"
-                request.log(text)
-                result = self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
-            elif job.abandoned:
-                log.info("event=script_pool.abandoned pid=%d project=%s", child.pid, request.project_id)
-                result = self._failed(job, began, began_wall, "the run was stopped with its worker", None)
-            else:
-                self.crashed += 1
-                child.dead = True
-                # Not killed first: signalling a dead child polls it, which reaps it behind
-                # asyncio's back (its exit status would then be lost).
-                try:
-                    code = await asyncio.wait_for(child.proc.wait(), 2.0)
-                except TimeoutError:  # it closed its output but lives on
-                    child.kill()
-                    code = await child.proc.wait()
-                how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-                log.warning("event=script_pool.crashed pid=%d project=%s how=%s", child.pid, request.project_id, how)
-                text = f"the script's process stopped unexpectedly ({how}); the run was stopped"
+            try:
+                message = protocol.encode({
+                    "t": "run", "n": number, "source": request.source, "project": request.project,
+                    "variables": request.variables, "limits": _limits_dict(request.limits),
+                    "outbound_allow": list(request.outbound_allow), "dry_fetch": request.dry_fetch,
+                }, request.activity_json.encode("utf-8", "surrogatepass"))
+            except (TypeError, ValueError) as exc:  # inputs that are not JSON: the run's fault
+                text = f"the run's inputs cannot be sent to a script process: {exc}"
                 request.log(text)
                 result = self._failed(job, began, began_wall, text, None)
+                return
+            await child.send_encoded(message)
+            logged = 0
+            most = request.limits.log_bytes * 2 + 65536  # the child cuts at log_bytes; this is a bound
+            while result is None:
+                reply = await child.receive(_MESSAGE_LIMIT)
+                answered = True
+                if reply.get("n") != number:
+                    raise _Violation(f"a message of another run ({reply.get('n')!r})")
+                kind = reply.get("t")
+                if kind == "log":
+                    line = reply.get("line")
+                    if not isinstance(line, str):
+                        raise _Violation("a log line that is not text")
+                    logged += len(line)
+                    if logged > most:
+                        raise _Violation("more log than the run's limit")
+                    request.log(line)
+                elif kind == "call":
+                    await child.send_encoded(protocol.encode(
+                        {**await _storage_call(request.storage, request.limits, reply), "n": number}))
+                elif kind == "done":
+                    result = _done(reply, began_wall, began - job.queued)
+                    if child.buffered():
+                        raise _Violation("messages after the run's end")
+                else:
+                    raise _Violation(f"an unknown message {kind!r}")
+        except _Violation as exc:
+            # A child that breaks the protocol is not trusted again, nor is what it said.
+            log.error("event=script_pool.violation pid=%d project=%s what=%s", child.pid, request.project_id, exc)
+            child.kill()
+            text = "the script's process broke the rules of its parent and was stopped"
+            request.log(text)
+            result = self._failed(job, began, began_wall, text, None)
+        except (protocol.Closed, BrokenPipeError, ConnectionError):
+            result = await self._ended(child, job, began, began_wall, late=bool(late), answered=answered)
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the run gets an outcome
+            log.exception("event=script_pool.failed pid=%d project=%s", child.pid, request.project_id)
+            child.kill()
+            text = f"the run could not be completed ({type(exc).__name__})"
+            request.log(text)
+            result = self._failed(job, began, began_wall, text, None)
         finally:
             timer.cancel()
             self._busy.discard(child)
             self._holding[request.project_id] -= 1
             child.job = None
-            if result is None:  # cancelled with the pool
+            again = result is None and job in self._waiting  # sent to another child
+            if result is None and not again:  # cancelled with the pool
                 child.kill()
             if child.dead or child.proc.returncode is not None:
                 self._track(child.proc.wait())  # reaped
             else:
                 self._idle.append(child)
-            if result is not None and not job.future.done():
-                job.future.set_result(result)
+            if not job.future.done() and not again:
+                if result is not None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(RuntimeError("the script pool was stopped"))
             if not self._closed:
                 self._dispatch()
+
+    async def _ended(self, child: _Child, job: _Job, began: float, began_wall: float, *, late: bool,
+                     answered: bool) -> Result | None:
+        """The outcome of a run whose child's pipe closed; None when it goes back to the queue."""
+        request = job.request
+        if late:  # killed by the deadline's timer
+            self.killed += 1
+            log.warning("event=script_pool.killed pid=%d project=%s reason=deadline", child.pid, request.project_id)
+            text = f"time limit of {limits_mod.describe_seconds(request.limits.timeout)} s exceeded"
+            request.log(text)
+            return self._failed(job, began, began_wall, text, limits_mod.TIMEOUT)
+        if job.abandoned or self._closed:
+            log.info("event=script_pool.abandoned pid=%d project=%s", child.pid, request.project_id)
+            return self._failed(job, began, began_wall, "the run was stopped with its worker", None)
+        self.crashed += 1
+        child.dead = True
+        # Not killed first: signalling a dead child polls it, which reaps it behind asyncio's
+        # back (its exit status would then be lost).
+        try:
+            code = await asyncio.wait_for(child.proc.wait(), 2.0)
+        except TimeoutError:  # it closed its output but lives on
+            child.kill()
+            code = await child.proc.wait()
+        how = _how(code)
+        log.warning("event=script_pool.crashed pid=%d project=%s how=%s", child.pid, request.project_id, how)
+        if not answered and not job.requeued:
+            # The child was gone before it said a word about this run (it died idle): the run
+            # goes to another child, once.
+            job.requeued = True
+            self._waiting.appendleft(job)
+            return None
+        text = f"the script's process stopped unexpectedly ({how}); the run was stopped"
+        request.log(text)
+        return self._failed(job, began, began_wall, text, None)
 
     @staticmethod
     def _failed(job: _Job, began: float, began_wall: float, text: str, limit: str | None) -> Result:
         return Result(False, text, limit, (time.monotonic() - began) * 1000, began_wall, began - job.queued)
 
 
-async def _storage_call(storage: StorageBackend, message: dict[str, Any]) -> dict[str, Any]:
-    op, args = message.get("op"), message.get("args") or []
-    if op not in _STORAGE_OPS or not isinstance(args, list):
-        return {"t": "reply", "error": f"unknown storage operation {op!r}"}
-    method = getattr(storage, str(op))
+# What a script process inherits of its parent's environment: enough to start Python and
+# make TLS connections, nothing of firehook's own settings (the database URL, a token).
+_INHERITED = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONHOME",
+              "SSL_CERT_FILE", "SSL_CERT_DIR", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+def _child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k in _INHERITED or k.startswith("LC_")}
+
+
+class _Violation(Exception):
+    """A child broke the protocol."""
+
+
+def _how(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _done(message: dict[str, Any], began_wall: float, waited: float) -> Result:
+    error, limit, duration = message.get("error"), message.get("limit"), message.get("duration_ms")
+    if not (isinstance(error, str | None) and isinstance(limit, str | None) and isinstance(duration, int | float)):
+        raise _Violation("an outcome of the wrong shape")
+    return Result(message.get("success") is True, error, limit, float(duration), began_wall, waited)
+
+
+_STORAGE_ARGS = {"get": (str,), "set": (str, str), "remove": (str,), "clear": (), "total_bytes": ()}
+
+
+async def _storage_call(storage: StorageBackend, script_limits: ScriptLimits,
+                        message: dict[str, Any]) -> dict[str, Any]:
+    """A child's storage call, checked here as the script's own calls are (the rules, the
+    quotas): a child is not trusted to have done it."""
+    op, args = message.get("op"), message.get("args")
+    kinds = _STORAGE_ARGS.get(op) if isinstance(op, str) else None
+    if kinds is None or not isinstance(args, list) or len(args) != len(kinds) \
+            or not all(isinstance(a, k) for a, k in zip(args, kinds, strict=True)):
+        raise _Violation(f"a storage call of the wrong shape ({str(op)[:40]!r})")
+    checked = QuotaStorage(storage, script_limits)
+    method = getattr(checked, str(op)) if op != "total_bytes" else storage.total_bytes
     try:
         if isinstance(storage, MemoryStorage):
             value = method(*args)
         else:
             value = await asyncio.to_thread(method, *args)
+    except StorageRuleError as exc:
+        return {"t": "reply", "error": exc.message}
     except Exception as exc:  # noqa: BLE001 - the script sees a storage error, the run goes on
         log.warning("event=script_pool.storage_failed op=%s error=%s", op, type(exc).__name__)
         return {"t": "reply", "error": "the storage is unavailable (database error)"}

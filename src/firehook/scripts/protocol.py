@@ -10,6 +10,7 @@ storage operation the parent performs on the run's storage) and ``done`` (the ou
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any, BinaryIO
 
@@ -25,8 +26,14 @@ class Closed(Exception):
 
 def encode(message: dict[str, Any], blob: bytes = b"") -> bytes:
     """A message, and optional bytes sent as they are beside it (a run's activity document:
-    no escaping as a JSON string inside the message, no unescaping in the child)."""
-    body = orjson.dumps(message)
+    no escaping as a JSON string inside the message, no unescaping in the child). An integer
+    beyond 64 bits (a variable's JSON value) is written by the stdlib; the child reads it as a
+    float, as JavaScript would. TypeError or ValueError when the message is not JSON."""
+    try:
+        body = orjson.dumps(message)
+    except orjson.JSONEncodeError:
+        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8", "surrogatepass")
     return HEADER.pack(len(body) + len(blob), len(body)) + body + blob
 
 
@@ -40,8 +47,8 @@ def decode(body: bytes, json_size: int) -> tuple[dict[str, Any], bytes]:
     return value, body[json_size:]
 
 
-def check(size: int, json_size: int) -> None:
-    if size > MAX_MESSAGE or json_size > size:
+def check(size: int, json_size: int, limit: int = MAX_MESSAGE) -> None:
+    if size > limit or json_size > size:
         raise Closed(f"message of {size} bytes ({json_size} of JSON)")
 
 

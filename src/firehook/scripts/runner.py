@@ -65,7 +65,14 @@ class ThreadedRunner:
             loop = self._start()
         try:
             assert self.pool is not None
-            return asyncio.run_coroutine_threadsafe(self.pool.run(request), loop).result()
+            # Bounded even so: the pool answers every run by its deadline plus the kill grace.
+            bound = request.limits.timeout + pool_mod.KILL_GRACE + pool_mod.START_TIMEOUT
+            future = asyncio.run_coroutine_threadsafe(self.pool.run(request), loop)
+            try:
+                return future.result(bound)
+            except TimeoutError:
+                future.cancel()
+                raise errors.StoreError("the script run did not end in time; send it again") from None
         finally:
             with self._lock:
                 self._running[project] -= 1

@@ -47,13 +47,15 @@ def give_back(conn: sa.Connection, owner: str, integration_ids: Collection[str])
         (owner, *listed))
 
 
-def renew(conn: sa.Connection, owner: str, integration_ids: Collection[str], until: float) -> None:
+def renew(conn: sa.Connection, owner: str, integration_ids: Collection[str], until: float) -> set[str]:
+    """Extend ``owner``'s leases of ``integration_ids``; returns those it still held."""
     if not integration_ids:
-        return
+        return set()
     listed = sorted(integration_ids)
-    raw.cursor(conn).execute(
+    cur = raw.cursor(conn).execute(
         f"UPDATE integration_leases SET expires_at = ? WHERE owner = ?"
-        f" AND integration_id IN ({raw.placeholders(len(listed))})", (until, owner, *listed))
+        f" AND integration_id IN ({raw.placeholders(len(listed))}) RETURNING integration_id", (until, owner, *listed))
+    return {str(row[0]) for row in cur.fetchall()}
 
 
 def give_back_all(conn: sa.Connection, owner: str) -> None:
