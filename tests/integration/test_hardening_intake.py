@@ -184,6 +184,10 @@ def test_the_relay_is_closed_by_default_and_answers_alike(services: Any) -> None
             "keyed, wrong": client.post("/hooks/upsun/keyed", content=body,
                                         headers={"X-JWS-Signature": signing.sign_detached(body, "other")}),
         }
+        big = b'{"type": "x.y", "log": "' + b"x" * services.settings.max_document_bytes + b'"}'
+        too_large = [client.post(f"/hooks/upsun/{p}", content=big, headers={"X-JWS-Signature": good})
+                     for p in ("keyless", "nosuchproject", "keyed")]
+        assert {(a.status_code, a.text) for a in too_large} == {(413, too_large[0].text)}
         first = answers["keyless, unsigned"]
         assert first.status_code == 401 and "relay_key" in first.json()["detail"], first.text
         for name, answer in answers.items():

@@ -124,11 +124,15 @@ class Intake:
     async def relay(self, project_id: str, header: Header, read: ReadBody, stream: StreamBody) -> Answer:
         # Closed by default, and one answer for every refusal: an unknown project, a project
         # without a relay key, a missing or a wrong signature (which projects exist stays unsaid).
-        exists, key = await call(project_service.relay_key, self.services, project_id)
         signature = header("x-jws-signature")
-        if not exists or not key or not signature:
+        if not signature:
             raise relay_refused()
+        exists, key = await call(project_service.relay_key, self.services, project_id)
+        # Read (within the limit) whatever the project, so that a body too large is a 413 for
+        # every project alike, then refused alike when there is no key to verify it with.
         raw = await read(self.services.settings.max_document_bytes)
+        if not exists or not key:
+            raise relay_refused()
         try:
             signing.verify_detached(raw, signature, key)
         except signing.InvalidSignature:
