@@ -75,6 +75,7 @@ def services(tmp_path: Path, database_url: str) -> Iterator[Any]:
 
     built = assembly.services(make_settings(tmp_path, database_url), migrate=True)
     yield built
+    built.script_runner.close()  # the script processes of its dry runs, if any
     built.database.dispose()
 
 

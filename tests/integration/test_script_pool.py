@@ -214,3 +214,18 @@ def test_runs_fail_when_no_child_can_start_and_close_stops_a_starting_child() ->
         task.cancel()
 
     run(main())
+
+
+def test_a_pool_with_an_idle_timeout_stops_its_processes_and_starts_again() -> None:
+    async def main() -> None:
+        the_pool = pool.ScriptPool(1, idle_timeout=0.2)
+        try:
+            assert (await the_pool.run(request("1"))).success
+            while the_pool.pids():  # bounded by the test's timeout, not asserted as a speed
+                await asyncio.sleep(0.05)
+            assert (await the_pool.run(request("console.log('again')"))).success
+            assert the_pool.started >= 2
+        finally:
+            await the_pool.aclose()
+
+    run(main())

@@ -142,8 +142,10 @@ class ScriptPool:
     """Script runs in ``size`` child processes (plus spares for fairness). Bound to the event
     loop it is first used on."""
 
-    def __init__(self, size: int, *, kill_grace: float = KILL_GRACE, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, size: int, *, kill_grace: float = KILL_GRACE, env: Mapping[str, str] | None = None,
+                 idle_timeout: float | None = None) -> None:
         self.size = max(1, int(size))
+        self.idle_timeout = idle_timeout  # every child stops once all were idle this long
         self.share = max(1, self.size // 2)  # the most one project holds while others wait
         self.max_children = self.size * 2
         self.kill_grace = kill_grace
@@ -268,13 +270,21 @@ class ScriptPool:
             self._spawn_soon()
         # Spares beyond the pool's size go away once they have been idle a while (not at once:
         # a spare stopped the moment a run ends would be started again by the next).
-        if len(self._idle) > 1 and len(self._idle) + len(self._busy) > self.size and self._retiring is None:
-            self._retiring = asyncio.get_running_loop().call_later(SPARE_IDLE_SECONDS, self._retire_spares)
+        if self._retiring is None and self._idle and (
+                (len(self._idle) > 1 and len(self._idle) + len(self._busy) > self.size)
+                or (self.idle_timeout is not None and not self._busy and not self._waiting)):
+            delay = SPARE_IDLE_SECONDS if self.idle_timeout is None else self.idle_timeout
+            self._retiring = asyncio.get_running_loop().call_later(delay, self._retire_spares)
 
     def _retire_spares(self) -> None:
         self._retiring = None
+        if self.idle_timeout is not None and not self._busy and not self._waiting and not self._starting:
+            while self._idle:  # nobody ran a script for a while: no process kept for nothing
+                self._retire(self._idle.pop(0))
+            return
         while len(self._idle) > 1 and len(self._idle) + len(self._busy) > self.size:
             self._retire(self._idle.pop(0))  # the longest idle
+        self._dispatch()  # re-arms the timer while spares remain
 
     def _begin(self, child: _Child, job: _Job) -> None:
         child.job = job

@@ -18,6 +18,7 @@ from firehook import errors
 from firehook.scripts import pool as pool_mod
 
 PER_PROJECT = 2
+IDLE_SECONDS = 60.0
 
 
 class ThreadedRunner:
@@ -38,7 +39,8 @@ class ThreadedRunner:
 
             def main() -> None:
                 asyncio.set_event_loop(loop)
-                self.pool = pool_mod.ScriptPool(self.size)
+                # Dry runs come now and then: the processes stop after a minute without one.
+                self.pool = pool_mod.ScriptPool(self.size, idle_timeout=IDLE_SECONDS)
                 ready.set()
                 loop.run_forever()
 
