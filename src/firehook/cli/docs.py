@@ -102,7 +102,7 @@ Exit codes:
 | code | meaning |
 |---|---|
 | 0 | success |
-| 1 | an error (the message says what to do); also Upsun's "nothing found" for an empty listing, a question without a default and no terminal, a confirmation answered no |
+| 1 | an error (the message says what to do); also Upsun's "nothing found" for an empty listing, a question without a default and no terminal, a confirmation answered no; `integration:activity:log` of a run whose result is failure (CI fails with the run) |
 | 2 | a usage error: a missing or unknown option or argument, no project given |
 | 4 | the integration is invalid (`integration:validate`, and `integration:add`/`update` when the server refuses the values, e.g. a script that does not compile) |
 

@@ -33,6 +33,8 @@ STATE_NAMES = {"pending": "pending", "complete": "complete", "in_progress": "in 
 # following it for longer than this needs --follow.
 NEXT_ATTEMPT = re.compile(r"^Next attempt in ([0-9.]+) s\.$")
 FOLLOW_WAIT_LIMIT = 60.0
+# integration:activity:log's exit code for a run whose result is failure (a CI step fails with it).
+RUN_FAILED = 1
 
 
 def format_state(state: str | None) -> str:
@@ -300,7 +302,9 @@ def integration_activity_log(api: Client, project: str, integration_id: str | No
     several integrations and no terminal: the project's most recent run). The log of a run that
     has not finished is followed until the run ends; a webhook run waiting for an attempt more
     than a minute away is not (the command says when it is, and ends) unless --follow.
-    Timestamps (-t) are in the local time zone, formatted by --date-fmt.
+    Timestamps (-t) are in the local time zone, formatted by --date-fmt. The run's result is
+    shown; the exit code is 1 when it is a failure (so a CI step fails with the run), 0 when
+    it succeeded or has no result yet.
 
     \b
     Examples:
@@ -315,8 +319,13 @@ def integration_activity_log(api: Client, project: str, integration_id: str | No
     err(f"Description: {output.strip_tags(activity.get('description')) or activity.get('text') or ''}")
     err(f"Created: {output.format_date(activity.get('created_at'))}")
     err(f"State: {format_state(activity.get('state'))}")
+    if activity.get("result"):
+        err(f"Result: {activity['result']}")
     err("Log: ")
-    print_log(api, project, activity, output.DATE_FORMAT if timestamps else None, follow=follow)
+    final = print_log(api, project, activity, output.DATE_FORMAT if timestamps else None, follow=follow)
+    if final.get("result") == "failure":
+        err(f"The run failed (state: {format_state(final.get('state'))}, result: failure).")
+        sys.exit(RUN_FAILED)
 
 
 COMMANDS = (integration_activity_list, integration_activity_get, integration_activity_log)
