@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests import support
+from tests.receivers import wait_for
 from tests.acceptance.test_cli import Cli, created_id, project, runs_of
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
     proc = support.ServerProcess(tmp_path_factory.mktemp("cli-details"),
-                                 env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost"})
+                                 env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
+                                      "FIREHOOK_RETRY_SCHEDULE": "600"})
     proc.wait_ready()
     yield proc
     assert proc.stop() == 0, proc.output()
@@ -46,3 +48,42 @@ def test_log_of_a_failed_run_shows_its_result_and_exits_1(fh: Cli, tmp_path: Pat
     runs = runs_of(fh, p, sid, count=2)
     good = fh("integration:activity:log", sid, runs[0]["id"], *p)
     assert "Result: success" in good.stderr.splitlines() and good.stdout == "fine\n"
+
+
+def test_activity_cancel_a_run_waiting_for_its_next_attempt(fh: Cli) -> None:
+    p = project(fh, "cancels")
+    url = f"http://127.0.0.1:{support.free_port()}/down"  # nothing listens: the attempt fails
+    wid = created_id(fh("integration:add", "--type", "webhook", "--url", url, *p).stderr, "webhook")
+    fh("activity:emit", "--type", "environment.push", "-e", "main", *p)
+
+    [run] = wait_for(lambda: json.loads(fh("integration:activity:list", wid, *p, "--format", "json",
+                                           ok=None).stdout or "null"))
+    run_id = run["id"]
+    # The log is followed until the run waits for its next attempt, ten minutes away: then the command ends.
+    log = fh("integration:activity:log", wid, run_id, *p)
+    assert "Delivery failed" in log.stdout and "The next attempt is at" in log.stderr
+    cancelled = fh("activity:cancel", run_id, *p)
+    assert f"Cancelled run {run_id} (type: integration.webhook)" in cancelled.stderr
+    doc = json.loads(fh("activity:get", run_id, *p, "--format", "json").stdout)
+    assert doc["state"] == "cancelled"
+    again = fh("activity:cancel", run_id, *p, ok=False)
+    assert again.returncode == 1 and "cannot be cancelled" in again.stderr
+
+
+def test_project_update_and_delete(fh: Cli) -> None:
+    p = project(fh, "renamed")
+    updated = fh("project:update", *p, "--title", "New title", "--format", "json")
+    assert json.loads(updated.stdout)["title"] == "New title"
+    assert "Updated project renamed (New title)" in updated.stderr
+    keyed = json.loads(fh("project:update", *p, "--relay-key", "k3y", "--format", "json").stdout)
+    assert keyed["has_relay_key"] is True
+    unkeyed = json.loads(fh("project:update", *p, "--no-relay-key", "--format", "json").stdout)
+    assert unkeyed["has_relay_key"] is False
+    nothing = fh("project:update", *p, ok=False)
+    assert nothing.returncode == 2 and "Nothing to update" in nothing.stderr
+    refused = fh("project:delete", *p, ok=False)  # no terminal, no --yes: the default is no
+    assert refused.returncode == 1 and "[y/N] n" in refused.stderr
+    assert "renamed" in fh("project:list", "--format", "csv").stdout
+    deleted = fh("project:delete", *p, "--yes")
+    assert "Deleted project renamed" in deleted.stderr
+    assert "renamed" not in fh("project:list", "--format", "csv").stdout

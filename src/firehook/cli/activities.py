@@ -315,4 +315,25 @@ def activity_replay(api: Client, project: str, fmt: output.Format, activity_ids:
         sys.exit(1)
 
 
-COMMANDS = (activity_emit, activity_list, activity_get, activity_replay)
+@click.command("activity:cancel")
+@click.argument("activity_id", metavar="ID")
+@common.listing
+@common.project
+@common.remote
+def activity_cancel(api: Client, project: str, fmt: output.Format, activity_id: str) -> None:
+    """Cancel a run that nobody is executing: pending, or a webhook waiting for its next attempt.
+
+    A run executing now, or already finished, cannot be cancelled (exit code 1); an activity
+    that is not a run neither (its runs can be).
+
+    \b
+    Example:
+      firehook activity:cancel 4h2kd8s0vx1qa -p shop
+    """
+    doc = api.post(project_path(project, "activities", activity_id, "cancel"))
+    err(f"Cancelled run {doc.get('id', activity_id)} (type: {doc.get('type', '')})")
+    if fmt.machine_readable:
+        output.render_properties(doc, fmt, json_data=doc)
+
+
+COMMANDS = (activity_emit, activity_list, activity_get, activity_replay, activity_cancel)
