@@ -4,9 +4,12 @@ issue 15 (exit codes, commands for what the API can do, storage, hints, warnings
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests import support
@@ -87,3 +90,19 @@ def test_project_update_and_delete(fh: Cli) -> None:
     deleted = fh("project:delete", *p, "--yes")
     assert "Deleted project renamed" in deleted.stderr
     assert "renamed" not in fh("project:list", "--format", "csv").stdout
+
+
+def test_serve_on_a_busy_port_starts_nothing_and_suggests_another(server: support.ServerProcess,
+                                                                   tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
+    second = subprocess.run(support.firehook_command() + ["serve", "--host", "127.0.0.1", "--port", str(server.port),
+                                                          "--data-dir", str(tmp_path / "second")],
+                            env=env, text=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+                            check=False)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "listening" not in second.stdout + second.stderr
+    assert f"Cannot listen on 127.0.0.1:{server.port}" in second.stderr
+    assert "--port N" in second.stderr and f'make run ARGS="--port {server.port + 1}"' in second.stderr
+    assert "Traceback" not in second.stderr
+    assert not (tmp_path / "second" / "admin.token").exists()  # nothing was started: no token, no database
+    assert httpx.get(server.base_url + "/healthz").status_code == 200  # the first server goes on

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from typing import Any
 
@@ -30,15 +31,17 @@ def serve(no_worker: bool, **flags: Any) -> None:
 
     settings = load_settings(flags)
     worker_process.configure_logging(settings.log_level)
+    # The port first: a second server on a busy port starts nothing (no worker, no "listening").
+    sock = _bind(settings.host, int(settings.port))
     metrics_dir = None if no_worker else _shared_metrics_dir()
     try:
-        _serve(settings, no_worker)
+        _serve(settings, no_worker, sock)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve(settings: Any, no_worker: bool) -> None:
+def _serve(settings: Any, no_worker: bool, sock: socket.socket) -> None:
     import uvicorn
 
     from firehook import assembly, supervisor
@@ -71,12 +74,35 @@ def _serve(settings: Any, no_worker: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)))
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         if notifier is not None:
             notifier.close()
         built.database.dispose()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts; a busy port is a message that
+    suggests another one."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror}. Check --host.") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"Cannot listen on {host}:{port}: {exc.strerror} (is firehook already running?). "
+            f'Start it on another port with --port N, e.g. firehook serve --port {port + 1} '
+            f'(make run ARGS="--port {port + 1}"), or stop what uses port {port}.') from None
+    sock.set_inheritable(False)
+    return sock
 
 
 def _shared_metrics_dir() -> str:
