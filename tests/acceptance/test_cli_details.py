@@ -106,3 +106,17 @@ def test_serve_on_a_busy_port_starts_nothing_and_suggests_another(server: suppor
     assert "Traceback" not in second.stderr
     assert not (tmp_path / "second" / "admin.token").exists()  # nothing was started: no token, no database
     assert httpx.get(server.base_url + "/healthz").status_code == 200  # the first server goes on
+
+
+def test_token_option_as_the_settings_document_it(fh: Cli, server: support.ServerProcess, tmp_path: Path) -> None:
+    project(fh, "tokens")
+    elsewhere = {"FIREHOOK_DATA_DIR": str(tmp_path), "FIREHOOK_TOKEN": None}  # no admin.token to find
+    missing = fh("project:list", env=elsewhere, ok=False)
+    assert missing.returncode == 1 and "--token" in missing.stderr
+    listed = fh("project:list", "--format", "csv", "--token", server.token, env=elsewhere)
+    assert "tokens,Tokens," in listed.stdout
+    # --token wins over FIREHOOK_TOKEN
+    wrong_env = fh("project:list", "--token", server.token, env={**elsewhere, "FIREHOOK_TOKEN": "nope"})
+    assert wrong_env.returncode == 0
+    wrong = fh("project:list", "--token", "nope", env=elsewhere, ok=False)
+    assert wrong.returncode != 0

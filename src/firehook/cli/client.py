@@ -62,9 +62,10 @@ def data_dir(given: str | None) -> Path:
     return settings_mod.load({"data_dir": given or None}).data_path
 
 
-def find_token(given_data_dir: str | None) -> str:
-    """FIREHOOK_TOKEN, else ``<data dir>/admin.token``; a clear error when neither exists."""
-    token = os.environ.get("FIREHOOK_TOKEN", "").strip()
+def find_token(given_data_dir: str | None, given_token: str | None = None) -> str:
+    """``--token``, else FIREHOOK_TOKEN, else ``<data dir>/admin.token``; a clear error when
+    none exists."""
+    token = (given_token or "").strip() or os.environ.get("FIREHOOK_TOKEN", "").strip()
     if token:
         return token
     path = data_dir(given_data_dir) / settings_mod.ADMIN_TOKEN_FILE
@@ -72,10 +73,10 @@ def find_token(given_data_dir: str | None) -> str:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise CliError(
-            f"No API token: FIREHOOK_TOKEN is not set and {path} does not exist.\n"
+            f"No API token: neither --token nor FIREHOOK_TOKEN is set and {path} does not exist.\n"
             "The first `firehook serve` on a data directory writes its admin token there; "
             "point --data-dir (or FIREHOOK_DATA_DIR) at the server's data directory, "
-            "or set FIREHOOK_TOKEN to a token made with `firehook token:create`."
+            "or pass --token (or set FIREHOOK_TOKEN) with a token made with `firehook token:create`."
         ) from None
     except OSError as exc:
         raise CliError(f"Cannot read the token file {path}: {exc.strerror or exc}") from None

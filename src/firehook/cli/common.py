@@ -33,10 +33,12 @@ def remote(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--data-dir", metavar="DIR", envvar="FIREHOOK_DATA_DIR", default=None,
                   help="Where to find the admin.token written by `firehook serve` "
                        "[env FIREHOOK_DATA_DIR; default ~/.local/share/firehook]. "
-                       "FIREHOOK_TOKEN, when set, is used instead.")
+                       "--token or FIREHOOK_TOKEN, when set, is used instead.")
+    @click.option("--token", metavar="TOKEN", default=None,
+                  help="The API token [env FIREHOOK_TOKEN; default the data directory's admin.token].")
     @functools.wraps(fn)
-    def wrapper(*args: Any, server: str, data_dir: str | None, **kwargs: Any) -> Any:
-        api = client_mod.Client(server, client_mod.find_token(data_dir))
+    def wrapper(*args: Any, server: str, data_dir: str | None, token: str | None, **kwargs: Any) -> Any:
+        api = client_mod.Client(server, client_mod.find_token(data_dir, token))
         try:
             return fn(*args, api=api, **kwargs)
         finally:

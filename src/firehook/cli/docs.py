@@ -24,7 +24,7 @@ other command talks to a firehook server over HTTP:
 | what | how | default |
 |---|---|---|
 | server | `--server URL` or `FIREHOOK_SERVER` | `http://127.0.0.1:8780` |
-| token | `FIREHOOK_TOKEN`, else `<data dir>/admin.token` (written by the first `firehook serve`) | |
+| token | `--token TOKEN` or `FIREHOOK_TOKEN`, else `<data dir>/admin.token` (written by the first `firehook serve`) | |
 | data directory | `--data-dir DIR` or `FIREHOOK_DATA_DIR` | `~/.local/share/firehook` |
 | project | `-p PROJECT` or `FIREHOOK_PROJECT` | |
 
