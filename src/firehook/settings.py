@@ -52,12 +52,34 @@ def _seconds_list(text: str) -> tuple[float, ...]:
     return values
 
 
+METAVARS = {"data_dir": "DIR", "database_url": "URL", "host": "ADDRESS", "port": "PORT", "public_url": "URL",
+            "server": "URL", "token": "TOKEN", "project": "PROJECT", "outbound_allow": "CIDR,...",
+            "script_memory_mb": "MIB", "retry_schedule": "SECONDS,...", "log_level": "LEVEL"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     name: str
     parse: Callable[[str], Any]
     default: str
     help: str
+    # The default as the help shows it, when the value above is empty or depends on the machine.
+    shown: str = ""
+
+    @property
+    def shown_default(self) -> str:
+        return self.shown or self.default
+
+    @property
+    def metavar(self) -> str:
+        """What the flag takes, for the help: ``--port PORT``, ``--script-timeout SECONDS``."""
+        if self.name in METAVARS:
+            return METAVARS[self.name]
+        if self.name.endswith("_bytes"):
+            return "BYTES"
+        if self.parse is _float:
+            return "SECONDS"
+        return "N"
 
     @property
     def env(self) -> str:
@@ -74,17 +96,19 @@ def _default_data_dir() -> str:
 
 
 REGISTRY: tuple[Setting, ...] = (
-    Setting("data_dir", _text, "", "Data directory (SQLite file, admin token). Default ~/.local/share/firehook."),
-    Setting("database_url", _text, "", "Database URL; default a SQLite file in the data directory. "
-            "postgresql://user@host/db for PostgreSQL."),
+    Setting("data_dir", _text, "", "Data directory (SQLite file, admin token).",
+            "~/.local/share/firehook ($XDG_DATA_HOME/firehook when set)"),
+    Setting("database_url", _text, "", "Database URL; postgresql://user@host/db for PostgreSQL.",
+            "sqlite:///DATA_DIR/firehook.db"),
     Setting("host", _text, "127.0.0.1", "Address `serve` listens on."),
     Setting("port", _int, "8780", "Port `serve` listens on."),
-    Setting("public_url", _text, "", "Base URL put in activities' _links; default http://HOST:PORT."),
+    Setting("public_url", _text, "", "Base URL put in activities' _links.", "http://HOST:PORT"),
     Setting("server", _text, "http://127.0.0.1:8780", "Server the CLI talks to."),
-    Setting("token", _text, "", "API token for the CLI; default the data directory's admin.token."),
-    Setting("project", _text, "", "Default project for the CLI's project commands."),
+    Setting("token", _text, "", "API token for the CLI.", "the data directory's admin.token"),
+    Setting("project", _text, "", "Default project for the CLI's project commands.", "none"),
     Setting("max_document_bytes", _int, str(2 * 1024 * 1024), "Largest activity document accepted (413 above)."),
-    Setting("outbound_allow", _csv, "", "CIDRs and host names the outbound guard lets through, comma-separated."),
+    Setting("outbound_allow", _csv, "", "CIDRs and host names the outbound guard lets through, comma-separated.",
+            "none: public addresses only"),
     # 1 MiB: fourteen times Underscore's 68 KB, far above any integration script seen, and it
     # keeps the time to compile the largest script allowed well within the default time limit.
     Setting("script_max_bytes", _int, str(1024 * 1024), "Largest integration script, UTF-8 bytes (400 above)."),
@@ -103,7 +127,8 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("webhook_disable_after", _float, str(5 * 24 * 3600),
             "Disable a webhook whose every delivery failed for this many seconds (0: never)."),
     Setting("workers", _int, "0", "Script processes per pool, each running one script at a time (0: one per "
-            "core); a worker and serve (for dry runs) each have a pool, started at their first script."),
+            "core); a worker and serve (for dry runs) each have a pool, started at their first script.",
+            "0 (one per core)"),
     Setting("webhook_concurrency", _int, "256", "Webhook deliveries in flight per process."),
     Setting("lease_seconds", _float, "60", "How long a claimed job is held before another worker may take it."),
     Setting("poll_interval", _float, "0.5", "Seconds a worker waits between polls of an empty queue."),
@@ -204,6 +229,6 @@ def markdown_table() -> str:
     """The settings as a Markdown table, for docs/settings.md."""
     lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
     for s in REGISTRY:
-        default = s.default.replace("|", "\\|") or "(see meaning)"
+        default = s.shown_default.replace("|", "\\|")
         lines.append(f"| `{s.flag}` | `{s.env}` | `{default}` | {s.help} |")
     return "\n".join(lines) + "\n"

@@ -120,3 +120,17 @@ def test_token_option_as_the_settings_document_it(fh: Cli, server: support.Serve
     assert wrong_env.returncode == 0
     wrong = fh("project:list", "--token", "nope", env=elsewhere, ok=False)
     assert wrong.returncode != 0
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_help_shows_real_defaults_and_metavars(command: str) -> None:
+    shown = subprocess.run(support.firehook_command() + [command, "--help"], text=True, capture_output=True,
+                           timeout=60, check=True, env={"COLUMNS": "200", "PATH": os.environ.get("PATH", "")})
+    text = " ".join(shown.stdout.split())
+    assert "see help" not in text and " VALUE " not in text, shown.stdout
+    assert "--data-dir DIR " in text and "default ~/.local/share/firehook" in text
+    assert "--database-url URL " in text and "default sqlite:///DATA_DIR/firehook.db" in text
+    assert "--script-timeout SECONDS " in text and "--retry-schedule SECONDS,... " in text
+    assert "--workers N " in text and "default 0 (one per core)" in text
+    if command == "serve":
+        assert "--port PORT " in text and "default 8780" in text and "default http://HOST:PORT" in text

@@ -13,9 +13,6 @@ SERVER_SETTINGS = tuple(
     s.name for s in settings_mod.REGISTRY if s.name not in ("server", "token", "project")
 )
 WORKER_SETTINGS = tuple(n for n in SERVER_SETTINGS if n not in ("host", "port", "public_url", "max_document_bytes"))
-# Defaults that depend on the machine, shown as a rule so the help (and docs/cli.md) is the same
-# everywhere.
-SHOWN_DEFAULTS = {"workers": "the number of CPUs"}
 
 
 def settings_options(names: Sequence[str]) -> Callable[[Any], Any]:
@@ -25,10 +22,11 @@ def settings_options(names: Sequence[str]) -> Callable[[Any], Any]:
     def decorate(fn: Any) -> Any:
         for name in reversed(names):
             setting = settings_mod.BY_NAME[name]
-            default = SHOWN_DEFAULTS.get(name) or setting.default or "(see help)"
+            # The default as words where it depends on the machine or on other settings, so the help
+            # (and docs/cli.md) is the same everywhere.
             fn = click.option(
-                setting.flag, name, default=None, metavar="VALUE",
-                help=f"{setting.help} [env {setting.env}; default {default}]",
+                setting.flag, name, default=None, metavar=setting.metavar,
+                help=f"{setting.help} [env {setting.env}; default {setting.shown_default}]",
             )(fn)
         return fn
 
