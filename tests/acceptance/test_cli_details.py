@@ -134,3 +134,31 @@ def test_serve_help_shows_real_defaults_and_metavars(command: str) -> None:
     assert "--workers N " in text and "default 0 (one per core)" in text
     if command == "serve":
         assert "--port PORT " in text and "default 8780" in text and "default http://HOST:PORT" in text
+
+
+def test_integration_storage_list_get_delete_clear(fh: Cli, tmp_path: Path) -> None:
+    p = project(fh, "stored")
+    script = tmp_path / "count.js"
+    script.write_text("storage.set('pushes', (storage.get('pushes') || 0) + 1);\n"
+                      "storage.set('last', activity.type);\nstorage.set('seen', true);\n")
+    sid = created_id(fh("integration:add", "--type", "script", "--file", str(script), *p).stderr, "script")
+    assert "has stored nothing" in fh("integration:storage:list", sid, *p).stderr
+    for count in (1, 2):
+        fh("activity:emit", "--type", "environment.push", "-e", "main", *p)
+        runs_of(fh, p, sid, count=count)
+    table = fh("integration:storage:list", sid, *p, "--format", "csv")
+    assert table.stdout.splitlines() == ["Key,Value,Type,Bytes", "last,environment.push,string,22",
+                                         "pushes,2,number,7", "seen,true,boolean,8"]
+    listed = json.loads(fh("integration:storage:list", sid, *p, "--format", "json").stdout)
+    assert listed["count"] == 3 and [i["value"] for i in listed["items"]] == ["environment.push", 2, True]
+    assert fh("integration:storage:get", sid, "pushes", *p).stdout == "2\n"
+    assert fh("integration:storage:get", sid, "last", *p).stdout == "environment.push\n"
+    missing = fh("integration:storage:get", sid, "nothing", *p, ok=False)
+    assert missing.returncode == 1 and "stored nothing under 'nothing'" in missing.stderr
+    kept = fh("integration:storage:delete", sid, "pushes", *p, "--no", ok=False)
+    assert kept.returncode == 1 and fh("integration:storage:get", sid, "pushes", *p).stdout == "2\n"
+    assert "Deleted the key pushes" in fh("integration:storage:delete", sid, "pushes", *p, "--yes").stderr
+    assert fh("integration:storage:get", sid, "pushes", *p, ok=False).returncode == 1
+    cleared = fh("integration:storage:clear", sid, *p, "--yes")
+    assert "2 keys removed" in cleared.stderr
+    assert json.loads(fh("integration:storage:list", sid, *p, "--format", "json").stdout)["items"] == []

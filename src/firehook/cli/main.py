@@ -8,7 +8,8 @@ import click
 
 import firehook
 from firehook import errors
-from firehook.cli import activities, integrations, interaction, local, projects, runs, server, tokens, variables
+from firehook.cli import (activities, integrations, interaction, local, projects, runs, server, storage, tokens,
+                          variables)
 from firehook.cli.client import CliError
 
 EXIT_CODES = """\b
@@ -112,8 +113,8 @@ def completion(shell: str) -> None:
 
 
 for command in (server.serve, server.worker, server.db_upgrade, *projects.COMMANDS, *integrations.COMMANDS,
-                *runs.COMMANDS, *variables.COMMANDS, *activities.COMMANDS, *tokens.COMMANDS, *local.COMMANDS,
-                completion):
+                *runs.COMMANDS, *variables.COMMANDS, *storage.COMMANDS, *activities.COMMANDS, *tokens.COMMANDS,
+                *local.COMMANDS, completion):
     interaction.add_global_options(command)
     cli.add_command(command)
 interaction.add_global_options(cli)  # before the command name too: firehook -y integration:delete …
