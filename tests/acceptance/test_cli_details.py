@@ -162,3 +162,16 @@ def test_integration_storage_list_get_delete_clear(fh: Cli, tmp_path: Path) -> N
     cleared = fh("integration:storage:clear", sid, *p, "--yes")
     assert "2 keys removed" in cleared.stderr
     assert json.loads(fh("integration:storage:list", sid, *p, "--format", "json").stdout)["items"] == []
+
+
+def test_integration_add_and_update_print_event_warnings(fh: Cli) -> None:
+    p = project(fh, "typos")
+    url = f"http://127.0.0.1:{support.free_port()}/"
+    added = fh("integration:add", "--type", "webhook", "--url", url, "--events", "environment.psh", *p, "-q")
+    assert ("Warning: events: 'environment.psh' is not a known activity type; did you mean 'environment.push'?"
+            in added.stderr.splitlines()), added.stderr
+    wid = json.loads(fh("integration:list", *p, "--format", "json").stdout)[0]["id"]
+    updated = fh("integration:update", wid, "--events", "environment.deploi", *p)
+    assert "did you mean 'environment.deploy'?" in updated.stderr
+    clean = fh("integration:update", wid, "--events", "environment.push", *p)
+    assert "Warning:" not in clean.stderr

@@ -117,6 +117,13 @@ def _selected(api: Client, project: str, ident: str | None) -> dict[str, Any]:
     return item
 
 
+def print_warnings(answer: dict[str, Any]) -> None:
+    """The ``warnings`` of a create or update answer (an event name close to a known type: "did
+    you mean"), on stderr even with -q: the integration was saved, but may never run."""
+    for warning in answer.get("warnings") or ():
+        click.echo(f"Warning: {warning}", err=True)
+
+
 def show(entity: dict[str, Any], fmt: output.Format) -> None:
     output.render_properties(entity, fmt, json_data=entity)
 
@@ -162,6 +169,7 @@ def integration_add(api: Client, project: str, fmt: output.Format, kind: str | N
         sys.exit(EXIT_INVALID)
     entity = answer["_embedded"]["entity"]
     err(f"Created integration {entity['id']} (type: {kind})")
+    print_warnings(answer)
     show(entity, fmt)
 
 
@@ -208,6 +216,7 @@ def integration_update(api: Client, project: str, fmt: output.Format, integratio
         list_validation_errors(exc.detail)
         sys.exit(EXIT_INVALID)
     err(f"Integration {current['id']} ({current['type']}) updated")
+    print_warnings(answer)
     err("")
     show(answer["_embedded"]["entity"], fmt)
 
