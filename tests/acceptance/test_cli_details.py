@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,21 @@ def test_integration_add_and_update_print_event_warnings(fh: Cli) -> None:
     assert "did you mean 'environment.deploy'?" in updated.stderr
     clean = fh("integration:update", wid, "--events", "environment.push", *p)
     assert "Warning:" not in clean.stderr
+
+
+@pytest.mark.parametrize("command", ["script:run", "integration:add"])
+def test_script_help_links_the_script_reference(command: str, server: support.ServerProcess) -> None:
+    shown = subprocess.run(support.firehook_command() + [command, "--help"], text=True, capture_output=True,
+                           timeout=60, check=True, env={"COLUMNS": "200", "PATH": os.environ.get("PATH", "")})
+    text = " ".join(shown.stdout.split())
+    assert "docs/scripts.md" in text and "/help/scripts" in text
+    assert (Path(__file__).parents[2] / "docs" / "scripts.md").is_file()
+    with httpx.Client(base_url=server.base_url) as browser:  # the link the help gives is served, once signed in
+        form = browser.get("/signin")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        signed_in = browser.post("/signin", data={"csrf_token": csrf.group(1), "next": "/help/scripts",
+                                                  "token": server.token})
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/help/scripts"
+        page = browser.get("/help/scripts")
+    assert page.status_code == 200 and "Activity scripts" in page.text and "storage.set" in page.text

@@ -149,6 +149,11 @@ def integration_add(api: Client, project: str, fmt: output.Format, kind: str | N
     URL or script file, events, states, environments); without one, a missing --type, --url
     or --file fails with `--type is required` (exit code 1).
 
+    Scripts (--type script):
+    what a script can use (activity, project, variables, storage, fetch, crypto, console, _),
+    with an example of each, its limits and what a failure looks like: docs/scripts.md, also
+    served by firehook at /help/scripts (http://127.0.0.1:8780/help/scripts).
+
     \b
     Examples:
       firehook integration:add --type script --file ./my_script.js -p shop

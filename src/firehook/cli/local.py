@@ -62,6 +62,10 @@ def script_run(script_file: str, activity_file: str, project_file: str | None, v
     outbound guard as the server (FIREHOOK_OUTBOUND_ALLOW lifts it for private addresses),
     unless --dry-fetch.
 
+    What a script can use (activity, project, variables, storage, fetch, crypto, console, _),
+    with an example of each, its limits and what a failure looks like: docs/scripts.md, also
+    served by firehook at /help/scripts (http://127.0.0.1:8780/help/scripts).
+
     \b
     Examples:
       firehook script:run my_script.js --activity push.json --dry-fetch
