@@ -194,3 +194,20 @@ def test_script_help_links_the_script_reference(command: str, server: support.Se
         assert signed_in.status_code == 303 and signed_in.headers["location"] == "/help/scripts"
         page = browser.get("/help/scripts")
     assert page.status_code == 200 and "Activity scripts" in page.text and "storage.set" in page.text
+
+
+def test_reposting_an_activity_hints_at_replay(fh: Cli, tmp_path: Path) -> None:
+    p = project(fh, "reposts")
+    script = tmp_path / "hello.js"
+    script.write_text("console.log('hello');\n")
+    created_id(fh("integration:add", "--type", "script", "--file", str(script), *p).stderr, "script")
+    doc = tmp_path / "push.json"
+    doc.write_text(json.dumps(support.fixture_doc("push-complete")))
+    first = fh("activity:emit", "--file", str(doc), *p)
+    assert "1 run triggered" in first.stderr and "activity:replay" not in first.stderr
+    again = fh("activity:emit", "--file", str(doc), *p)
+    activity_id = support.fixture_doc("push-complete")["id"]
+    assert "0 runs triggered" in again.stderr
+    assert f"To run it again, use: firehook activity:replay {activity_id} -p reposts" in again.stderr
+    replayed = fh("activity:replay", activity_id, *p)
+    assert "1 new run" in replayed.stderr

@@ -114,6 +114,9 @@ def emit_one(api: Client, project: str, doc: dict[str, Any], fmt: output.Format)
     verb = "Created" if answer.get("status") == "created" else "Updated"
     err(f"{verb} activity {entity['id']} ({entity.get('type')}, state {entity.get('state')}): "
         f"{len(runs)} run{'s' if len(runs) != 1 else ''} triggered.")
+    if verb == "Updated" and not runs:
+        err(f"An activity posted again runs nothing for the states it already reached. To run it again, use: "
+            f"firehook activity:replay {entity['id']} -p {project}")
     if fmt.name == "json":
         output.render([], RUN_HEADER, fmt, json_data=answer)
     elif runs:
@@ -151,6 +154,9 @@ def emit_batch(api: Client, project: str, docs: Documents, fmt: output.Format) -
     runs = sum(int(r.get("runs") or 0) for r in accepted)
     err(f"Accepted {len(accepted)} of {total} activities ({created} created, {len(accepted) - created} updated, "
         f"{runs} runs triggered); {len(rejected)} rejected.")
+    if created < len(accepted) and not runs:
+        err("Activities posted again run nothing for the states they already reached. To run them again, use: "
+            f"firehook activity:replay ID... -p {project}")
     if rejected:
         sys.exit(1)
 
