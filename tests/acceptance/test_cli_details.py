@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 from collections.abc import Iterator
@@ -211,3 +212,51 @@ def test_reposting_an_activity_hints_at_replay(fh: Cli, tmp_path: Path) -> None:
     assert f"To run it again, use: firehook activity:replay {activity_id} -p reposts" in again.stderr
     replayed = fh("activity:replay", activity_id, *p)
     assert "1 new run" in replayed.stderr
+
+
+def on_a_terminal(fh: Cli, *args: str, columns: int = 80) -> tuple[int, str]:
+    """``firehook ARGS`` with a pseudo-terminal of ``columns`` as its stdout: its exit code and output."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.execve(support.firehook_command()[0], ["firehook", *args],
+                  {**fh.env, "TERM": "dumb", "COLUMNS": str(columns), "LINES": "50"})
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child ended: EIO on Linux
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_tables_keep_ids_and_dates_whole_at_80_columns(fh: Cli, tmp_path: Path) -> None:
+    p = project(fh, "narrow")
+    text = ("a description long enough to need wrapping on a narrow terminal, with words of every "
+            "length in it so that the free text column is the one that gives way")
+    emitted = [json.loads(fh("activity:emit", "--type", "environment.push", "-e", "main", "--text", text, *p,
+                             "--format", "json").stdout)["_embedded"]["entity"] for _ in range(2)]
+    code, shown = on_a_terminal(fh, "activity:list", *p)
+    assert code == 0, shown
+    lines = shown.splitlines()
+    for doc in emitted:
+        created = json.loads(fh("activity:get", doc["id"], *p, "--format", "json").stdout)["created_at"]
+        row = [line for line in lines if doc["id"] in line]
+        assert len(row) == 1, shown  # the id whole, on one line
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", row[0]), shown  # its date whole too
+        assert created[:10] in row[0]
+    assert all(len(line) <= 80 for line in lines), shown  # the table fits the terminal
+    assert any(line.endswith("| Result |") for line in lines[:4]), shown  # a short column kept whole
+    continued = [line for line in lines if line.startswith("|               | ") and "|" in line[17:]]
+    assert len(continued) > 4, shown  # the free text wrapped over several lines
+    # a property table shows an empty list as []
+    script = tmp_path / "noop.js"
+    script.write_text("console.log(1);\n")
+    sid = created_id(fh("integration:add", "--type", "script", "--file", str(script), *p).stderr, "script")
+    props = fh("integration:get", sid, *p, "--format", "csv").stdout
+    assert "{  }" not in props
+    assert re.search(r"^excluded_environments,\[\]$", props, re.MULTILINE), props

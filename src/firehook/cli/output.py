@@ -29,6 +29,12 @@ DATE_PROPERTIES = frozenset({"created_at", "updated_at", "started_at", "complete
 _YAML_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./:@+=-]*$")
 _YAML_KEYWORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "~"})
 MASK = "******"
+# Table columns kept whole at any terminal width (the table grows past a terminal too narrow for
+# them): the ids and names of things, and dates (any --date-fmt of digits and separators).
+WHOLE_COLUMNS = frozenset({"ID", "Run", "Activity", "Integration", "Property", "Key", "Name"})
+_DATE = re.compile(r"(?=.*\d{2})[0-9:./+T -]+")
+# The narrowest a free-text column is made to keep other columns whole.
+FREE_TEXT_MIN = 15
 
 
 # The --date-fmt of the running command (a PHP date() format, Upsun's default "c").
@@ -46,13 +52,17 @@ class Format:
         return self.name != "table"
 
 
-def stdout_console() -> Console:
-    """A console on stdout: the terminal's width on a terminal, unbounded in a pipe (so tables
-    are never wrapped for a script reading them), no colours, no markup."""
+def stdout_console(min_width: int = 0) -> Console:
+    """A console on stdout: the terminal's width on a terminal (at least ``min_width``, what a
+    table needs to keep its ids and dates whole), unbounded in a pipe (so tables are never
+    wrapped for a script reading them), no colours, no markup."""
     from rich.console import Console
 
     if sys.stdout.isatty():
-        return Console(highlight=False, emoji=False)
+        console = Console(highlight=False, emoji=False)
+        if console.width < min_width:
+            console = Console(highlight=False, emoji=False, width=min_width)
+        return console
     return Console(file=sys.stdout, width=100_000, color_system=None, highlight=False, emoji=False,
                    soft_wrap=True)
 
@@ -132,11 +142,43 @@ def render(rows: Sequence[Sequence[Any]], header: Sequence[str], fmt: Format, js
     from rich.text import Text
 
     table = Table(box=box.ASCII2, show_header=not fmt.no_header, highlight=False)
-    for name in header:
-        table.add_column(Text(name), overflow="fold")
+    widths = _column_widths(header, texts)
+    console = stdout_console(min_width=1 + sum(3 + (w or 4) for w in widths))
+    room = console.width - 1 - 3 * len(header) - sum(w for w in widths if w)  # for the other columns
+    text_columns = sum(1 for i, w in enumerate(widths) if w is None and any(" " in row[i] for row in texts))
+    # Words without spaces (types, states, results) are kept whole too while the free text keeps
+    # FREE_TEXT_MIN a column; the narrowest first.
+    tokens = sorted((max(_longest_word(texts, i), len(header[i])), i) for i, w in enumerate(widths)
+                    if w is None and not any(" " in row[i] for row in texts))
+    for longest, index in tokens:
+        if room - longest < FREE_TEXT_MIN * text_columns:
+            break
+        widths[index] = longest
+        room -= longest
+    for name, width in zip(header, widths, strict=True):
+        if width is not None:
+            table.add_column(Text(name), no_wrap=True, min_width=width, width=max(width, len(name)))
+        else:  # wraps between words (a word longer than its column is folded)
+            table.add_column(Text(name), overflow="fold")
     for row in texts:
         table.add_row(*[Text(t) for t in row])
-    stdout_console().print(table)
+    console.print(table)
+
+
+def _longest_word(texts: Sequence[Sequence[str]], index: int) -> int:
+    return max([len(w) for row in texts for w in row[index].split()], default=1)
+
+
+def _column_widths(header: Sequence[str], texts: Sequence[Sequence[str]]) -> list[int | None]:
+    """The width of each column kept whole (ids, names, dates), None for the others."""
+    widths: list[int | None] = []
+    for index, name in enumerate(header):
+        values = [row[index] for row in texts if row[index]]
+        if name in WHOLE_COLUMNS or (values and all(_DATE.fullmatch(v) for v in values)):
+            widths.append(max([len(v) for v in values] + [len(name)]))
+        else:
+            widths.append(None)
+    return widths
 
 
 def render_properties(properties: Mapping[str, Any], fmt: Format, json_data: Any = None) -> None:
@@ -215,7 +257,7 @@ def _yaml(value: Any, indent: int) -> str:
         return out
     if isinstance(value, list):
         if not value:
-            return pad + "{  }\n"
+            return pad + "[]\n"
         out = ""
         for item in value:
             if isinstance(item, (Mapping, list)) and item:
