@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests import support
-from tests.receivers import wait_for
 from tests.acceptance.test_cli import Cli, created_id, project, runs_of
+from tests.receivers import wait_for
 
 
 @pytest.fixture(scope="module")

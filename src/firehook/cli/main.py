@@ -8,8 +8,18 @@ import click
 
 import firehook
 from firehook import errors
-from firehook.cli import (activities, integrations, interaction, local, projects, runs, server, storage, tokens,
-                          variables)
+from firehook.cli import (
+    activities,
+    integrations,
+    interaction,
+    local,
+    projects,
+    runs,
+    server,
+    storage,
+    tokens,
+    variables,
+)
 from firehook.cli.client import CliError
 
 EXIT_CODES = """\b
