@@ -248,22 +248,14 @@ class LeanIntake:
 
 
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit, declared)  # refused without reading it
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Gone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    async for chunk in _chunks(receive, declared, limit):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _chunks(receive: Receive, declared: str | None, limit: int) -> AsyncIterator[bytes]:
