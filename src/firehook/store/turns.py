@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from firehook.store import raw
 
 # Taken when free, expired, or already ours (then extended); RETURNING says which were taken.
-_TAKE = (
-    "INSERT INTO integration_leases (integration_id, owner, expires_at) VALUES (?, ?, ?)"
+_TAKE_CONFLICT = (
     " ON CONFLICT (integration_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
     " WHERE integration_leases.owner = excluded.owner OR integration_leases.expires_at < ?"
     " RETURNING integration_id"
@@ -30,12 +29,14 @@ def integrations_of(conn: sa.Connection, run_pks: Collection[int]) -> dict[int, 
 
 def take(conn: sa.Connection, owner: str, integration_ids: Sequence[str], now: float, until: float) -> set[str]:
     """Take (or extend) the leases of ``integration_ids`` that nobody else holds; returns them."""
-    cur = raw.cursor(conn)
-    taken: set[str] = set()
-    for integration_id in integration_ids:  # one statement each: RETURNING of one upsert
-        rows = cur.execute(_TAKE, (integration_id, owner, until, now)).fetchall()
-        taken.update(str(row[0]) for row in rows)
-    return taken
+    if not integration_ids:
+        return set()
+    values = ", ".join(["(?, ?, ?)"] * len(integration_ids))  # one statement for the claim round
+    params = [v for integration_id in integration_ids for v in (integration_id, owner, until)]
+    cur = raw.cursor(conn).execute(
+        f"INSERT INTO integration_leases (integration_id, owner, expires_at) VALUES {values}" + _TAKE_CONFLICT,
+        (*params, now))
+    return {str(row[0]) for row in cur.fetchall()}
 
 
 def give_back(conn: sa.Connection, owner: str, integration_ids: Collection[str]) -> None:
