@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,24 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return int(self.proc.returncode)
+
+
+def running_server(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A module fixture's body: ``serve`` on ``data_dir`` once it answers, stopped cleanly
+    (exit 0, or the test fails with its output) when the module is done."""
+    proc = ServerProcess(data_dir, env=env)
+    proc.wait_ready()
+    yield proc
+    assert proc.stop() == 0, proc.output()
+
+
+def api_client(server: ServerProcess) -> Iterator[Any]:
+    """A module fixture's body: an httpx client with the server's admin token."""
+    import httpx
+
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token}"},
+                      timeout=30) as client:
+        yield client
 
 
 def runs_recorded(output: str) -> int:

@@ -31,12 +31,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
-    data = tmp_path_factory.mktemp("cli-serve")
-    proc = support.ServerProcess(data, env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
-                                            "FIREHOOK_RETRY_SCHEDULE": "0.2"})
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
+    yield from support.running_server(tmp_path_factory.mktemp("cli-serve"),
+                                      env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
+                                           "FIREHOOK_RETRY_SCHEDULE": "0.2"})
 
 
 class Cli:

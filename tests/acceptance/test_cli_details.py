@@ -21,12 +21,9 @@ from tests.receivers import wait_for
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
-    proc = support.ServerProcess(tmp_path_factory.mktemp("cli-details"),
-                                 env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
-                                      "FIREHOOK_RETRY_SCHEDULE": "600"})
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
+    yield from support.running_server(tmp_path_factory.mktemp("cli-details"),
+                                      env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
+                                           "FIREHOOK_RETRY_SCHEDULE": "600"})
 
 
 @pytest.fixture(scope="module")

@@ -67,11 +67,8 @@ class Terminal:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
-    proc = support.ServerProcess(tmp_path_factory.mktemp("cli-terminal"),
-                                 env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost"})
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
+    yield from support.running_server(tmp_path_factory.mktemp("cli-terminal"),
+                                      env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost"})
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,9 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
     # Retries an hour apart: a failed delivery leaves its run waiting for its next attempt.
-    proc = support.ServerProcess(tmp_path_factory.mktemp("cli-upsun"),
-                                 env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
-                                      "FIREHOOK_RETRY_SCHEDULE": "3600"})
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
+    yield from support.running_server(tmp_path_factory.mktemp("cli-upsun"),
+                                      env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
+                                           "FIREHOOK_RETRY_SCHEDULE": "3600"})
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,12 @@ from tests.receivers import wait_for
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
-    proc = support.ServerProcess(tmp_path_factory.mktemp("first-hour"))
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
+    yield from support.running_server(tmp_path_factory.mktemp("first-hour"))
 
 
 @pytest.fixture(scope="module")
 def api(server: support.ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token}"},
-                      timeout=30) as client:
-        yield client
+    yield from support.api_client(server)
 
 
 def project(api: httpx.Client, project_id: str) -> str:

@@ -24,20 +24,15 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
-    data = tmp_path_factory.mktemp("serve")
-    proc = support.ServerProcess(data, env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
-                                            "FIREHOOK_MAX_DOCUMENT_BYTES": "65536",
-                                            "FIREHOOK_RETRY_SCHEDULE": "0.2"})
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
+    yield from support.running_server(tmp_path_factory.mktemp("serve"),
+                                      env={"FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost",
+                                           "FIREHOOK_MAX_DOCUMENT_BYTES": "65536",
+                                           "FIREHOOK_RETRY_SCHEDULE": "0.2"})
 
 
 @pytest.fixture(scope="module")
 def api(server: support.ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token}"},
-                      timeout=30) as client:
-        yield client
+    yield from support.api_client(server)
 
 
 def test_admin_token_written_0600(server: support.ServerProcess) -> None:

@@ -80,18 +80,13 @@ def receiver() -> Iterator[Receiver]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ServerProcess]:
     # An hour between webhook attempts: a failed delivery waits for its next attempt, so its
     # run can be cancelled from the UI.
-    proc = support.ServerProcess(tmp_path_factory.mktemp("ui"), env={
+    yield from support.running_server(tmp_path_factory.mktemp("ui"), env={
         "FIREHOOK_OUTBOUND_ALLOW": "127.0.0.1/32,localhost", "FIREHOOK_RETRY_SCHEDULE": "3600"})
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0, proc.output()
 
 
 @pytest.fixture(scope="module")
 def api(server: support.ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token}"},
-                      timeout=30) as client:
-        yield client
+    yield from support.api_client(server)
 
 
 @pytest.fixture
