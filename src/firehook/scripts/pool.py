@@ -87,7 +87,7 @@ class Result:
 
 
 class _Job:
-    __slots__ = ("request", "future", "queued", "queued_wall", "abandoned", "requeued")
+    __slots__ = ("request", "future", "queued", "abandoned", "requeued")
 
     def __init__(self, request: Request, future: asyncio.Future[Result]) -> None:
         self.request = request
@@ -95,7 +95,6 @@ class _Job:
         self.abandoned = False  # its caller went away: its child was stopped on purpose
         self.requeued = False  # sent again once: its first child was dead before it began
         self.queued = time.monotonic()
-        self.queued_wall = time.time()
 
 
 class _Child:
