@@ -1,8 +1,9 @@
-"""The engine adapter: one :class:`Sandbox` per run over a fresh instance of the wasm guest.
+"""The engine adapter: one :class:`Sandbox` per run, over an instance of the wasm guest of its own.
 
 The guest is QuickJS-ng compiled to WebAssembly with firehook's patch and ABI
-(:mod:`fastpath`, ``vendor/quickjs/``), run by wasmtime. Each sandbox is its own instance
-(its own linear memory), so nothing leaks between runs.
+(:mod:`fastpath`, ``vendor/quickjs/``), run by wasmtime. A sandbox has its instance (and its linear memory) to itself for its
+run; an instance serves another run only once it is restored to the prelude's image byte for
+byte, so nothing leaks between runs.
 
 * **Memory.** The store's linear memory is capped through wasmtime's store limiter;
   ``memory.grow`` past the cap fails, the engine's allocator fails, and the script ends with
@@ -10,18 +11,20 @@ The guest is QuickJS-ng compiled to WebAssembly with firehook's patch and ABI
 * **One deadline per run.** The guest's interrupt poll (also polled while compiling) asks the
   run's ``should_interrupt``.
 * **Start-up cost.** Evaluating Underscore and the prelude takes ~13 ms; instead, they are
-  evaluated once per process and every sandbox starts from a copy of that heap (:mod:`image`).
+  evaluated once per process and every sandbox starts from a copy of that heap (:mod:`image`):
+  a new instance, or a used one given back that heap byte for byte (:mod:`recycle`).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any, Self
 
 import wasmtime
 
-from firehook.scripts import fastpath, image
+from firehook.scripts import fastpath, image, recycle
 
 # How close to the memory cap counts as "the cap was hit" when the engine reports a failure
 # that does not say so itself (an allocation that failed while building the error object).
@@ -112,6 +115,20 @@ def prelude_image() -> image.HeapImage:
     return image.cached(_build_image)
 
 
+_recyclers: list[recycle.Recycler] = []
+_recyclers_lock = threading.Lock()
+
+
+def _recycler() -> recycle.Recycler:
+    """The process's used guests, ready for another run (:mod:`recycle`)."""
+    if not _recyclers:
+        heap = prelude_image()
+        with _recyclers_lock:
+            if not _recyclers:
+                _recyclers.append(recycle.Recycler(heap))
+    return _recyclers[0]
+
+
 class Sandbox:
     """One fresh, isolated JavaScript instance.
 
@@ -129,21 +146,30 @@ class Sandbox:
         host: HostFunction,
         prelude: bool = True,
     ) -> None:
-        self._memory_bytes = memory_bytes
         self._should_interrupt = should_interrupt
         self._host = host
         self._answer = b""
+        # Whether the guest may serve another run once this one ends (recycle.py): only a
+        # prelude guest whose calls all returned normally.
+        self._recyclable = prelude
+        guest: fastpath.Guest | None = None
         if prelude:
             heap = prelude_image()
-            self._guest = fastpath.Guest()
-            try:
-                heap.write_into(self._guest.store, self._guest.memory)
-            except BaseException:
-                self._guest.close()
-                raise
+            guest = _recycler().take()
+            if guest is None:
+                guest = fastpath.Guest()
+                try:
+                    heap.write_into(guest.store, guest.memory)
+                except BaseException:
+                    guest.close()
+                    raise
+            # A recycled guest's memory can be larger than a new one's: the cap grows with it,
+            # so that the script has the same room.
+            memory_bytes += _recycler().extra_bytes(guest)
         else:
-            self._guest = _bare_guest()
-        guest = self._guest
+            guest = _bare_guest()
+        self._guest = guest
+        self._memory_bytes = memory_bytes
         guest.host_call = self._host_call  # type: ignore[attr-defined]
         guest.host_answer = self._host_answer  # type: ignore[attr-defined]
         guest.host_interrupt = self._host_interrupt  # type: ignore[attr-defined]
@@ -238,6 +264,7 @@ class Sandbox:
         if status == _NO_MEMORY:
             return EngineFailure("memory", "out of memory")
         if status != _JS_ERROR:
+            self._recyclable = False
             return EngineFailure("fault", f"the script engine failed (status {status})")
         parts = _decode(self._guest.result()).split("\0")
         name, message, stack = (parts + ["", "", ""])[:3]
@@ -251,6 +278,7 @@ class Sandbox:
         return EngineFailure("js", message, name=name or None, stack=stack)
 
     def _failure(self, exc: BaseException) -> BaseException:
+        self._recyclable = False  # a trap leaves the guest's stack pointer where it was
         if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
             text = str(exc)
             if "call stack exhausted" in text:
@@ -265,8 +293,15 @@ class Sandbox:
         return exc  # KeyboardInterrupt and the like are not ours to swallow
 
     def close(self) -> None:
-        """Release the wasm instance (its memory goes back at once)."""
-        self._guest.close()
+        """Release the wasm instance: back to the process's recycler, restored to the image,
+        when its run ended cleanly; closed otherwise (its memory goes back at once)."""
+        guest = self._guest
+        if self._recyclable:
+            self._recyclable = False
+            guest.host_call = guest.host_answer = guest.host_interrupt = None  # type: ignore[attr-defined]
+            if _recycler().give(guest):
+                return
+        guest.close()
 
     def __enter__(self) -> Self:
         return self

@@ -33,6 +33,7 @@ class HeapImage:
 
     size: int
     runs: tuple[tuple[int, bytes], ...]  # (offset, bytes) that differ from a fresh instance
+    heap: bytes  # the whole memory: what a used guest is restored to (:mod:`recycle`)
 
     def write_into(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
         """Make ``memory`` (of a guest never called yet) equal to the image."""
@@ -72,7 +73,7 @@ def build(heap: bytes, fresh_memory: Callable[[], bytes]) -> HeapImage:
     # The page diff is only sound if every fresh instance starts identical; if they do not,
     # the whole image is written.
     runs = _diff_runs(heap, fresh) if fresh_memory() == fresh else ((0, heap),)
-    return HeapImage(size=len(heap), runs=runs)
+    return HeapImage(size=len(heap), runs=runs, heap=bytes(heap))
 
 
 _image: HeapImage | None = None
