@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from firehook import settings as settings_mod
 from firehook import supervisor
@@ -42,9 +42,21 @@ def run(settings: settings_mod.Settings, kinds: Sequence[str] = KINDS, *, check_
         await the_worker.run(stop)
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(main())
     finally:
         built.database.dispose()
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (uvicorn's standard extra brings it, and the API
+    runs on it already): per delivery, the worker spends most of its CPU in the event loop
+    and aiohttp's transports, which uvloop runs in C."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def main() -> None:
