@@ -50,12 +50,35 @@ class ScriptOutcome:
     duration_ms: float
 
 
-def script_position(stack: str | None) -> tuple[int, int] | None:
-    """The line and column of the innermost frame of the script itself in a JS stack."""
+def script_position(stack: str | None, source: str | None = None) -> tuple[int, int] | None:
+    """The line and column of the innermost frame of the script itself in a JS stack; with
+    the script's ``source``, the column as Node counts it (:func:`node_column`)."""
     if not stack:
         return None
     match = _SCRIPT_FRAME.search(stack)
-    return (int(match.group(1)), int(match.group(2))) if match else None
+    if not match:
+        return None
+    line, column = int(match.group(1)), int(match.group(2))
+    return line, node_column(source, line, column) if source is not None else column
+
+
+def node_column(source: str, line: int, byte_column: int) -> int:
+    """The engine counts a column in UTF-8 bytes from the start of its line; Node (and an
+    editor) in UTF-16 code units: ``é`` is two bytes but one unit, an emoji four bytes but
+    two units. Lines are split where the engine counts them, at ``\n``."""
+    if byte_column <= 1 or line < 1:
+        return byte_column
+    start = 0
+    for _ in range(line - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return byte_column  # not a line of this source
+    end = source.find("\n", start)
+    text = source[start:] if end < 0 else source[start:end]
+    if text.isascii():
+        return byte_column
+    before = text.encode("utf-8", "surrogatepass")[: byte_column - 1].decode("utf-8", "ignore")
+    return len(before.encode("utf-16-le", "surrogatepass")) // 2 + 1
 
 
 def _at(message: str, position: tuple[int, int] | None) -> str:
@@ -63,10 +86,10 @@ def _at(message: str, position: tuple[int, int] | None) -> str:
     return message if position is None else f"{message} (line {position[0]}, column {position[1]})"
 
 
-def describe_error(name: str | None, message: str, stack: str | None) -> str:
+def describe_error(name: str | None, message: str, stack: str | None, source: str | None = None) -> str:
     """``"TypeError: x is not a function (line 3, column 5)"``; thrown non-errors as such."""
     text = f"{name}: {message}" if name else f"Uncaught {message}"
-    return _at(text, script_position(stack))
+    return _at(text, script_position(stack, source))
 
 
 def check_syntax(source: str) -> None:
@@ -99,7 +122,10 @@ def check_syntax(source: str) -> None:
         if failure.kind != "js":
             raise
         first = _COMPILE_FRAME.match((failure.stack or "").split("\n", 1)[0])
-        position = (int(first.group(1)), int(first.group(2))) if first else None
+        position = None
+        if first:
+            line = int(first.group(1))
+            position = (line, node_column(source, line, int(first.group(2))))
         raise _script_error(f"{failure.name}: {failure.message}", position) from None
     finally:
         sandbox.close()
@@ -180,7 +206,7 @@ def _execute(session: HostSession, script_limits: ScriptLimits) -> tuple[str | N
         sandbox.close()
     if session.abort is not None:
         # The script caught the error a limit threw; the run still ends on that limit.
-        return _with_position(session.abort.message, result), session.abort.limit
+        return _with_position(session.abort.message, result, session.source), session.abort.limit
     if result.get("ok"):
         if result.get("unsettled"):
             session.log.write("The script's promise had not settled when its jobs ran out.")
@@ -190,10 +216,10 @@ def _execute(session: HostSession, script_limits: ScriptLimits) -> tuple[str | N
         # Allocations that fail at the cap can surface as these instead.
         near_cap and (message in ("null", "") or name == "HostError")
     ):
-        return _with_position(_memory_message(script_limits), result), limits.MEMORY
+        return _with_position(_memory_message(script_limits), result, session.source), limits.MEMORY
     if (name, message) == _STACK_OVERFLOW:
         return "RangeError: Maximum call stack size exceeded (stack overflow)", limits.STACK
-    text = describe_error(name, message, stack)
+    text = describe_error(name, message, stack, session.source)
     if (name, message) in _STRING_TOO_LONG:
         return f"{text}: the string is larger than the memory limit allows", limits.MEMORY
     return text, None
@@ -215,8 +241,8 @@ def _memory_message(script_limits: ScriptLimits) -> str:
     return f"memory limit of {script_limits.memory_mb} MiB exceeded"
 
 
-def _with_position(message: str, result: Mapping[str, Any]) -> str:
-    position = script_position(result.get("stack")) if not result.get("ok") else None
+def _with_position(message: str, result: Mapping[str, Any], source: str) -> str:
+    position = script_position(result.get("stack"), source) if not result.get("ok") else None
     return _at(message, position)
 
 
@@ -232,5 +258,5 @@ def _engine_failure(
     if failure.kind == "stack":
         return "RangeError: Maximum call stack size exceeded (stack overflow)", limits.STACK
     if failure.kind == "js":
-        return describe_error(failure.name, failure.message, failure.stack), None
+        return describe_error(failure.name, failure.message, failure.stack, session.source), None
     return f"the script engine stopped the script: {failure.message}", None

@@ -66,6 +66,39 @@ CASES = {
         "var count = 3;\nfunction go() {\n    return count(1);\n}\ngo();",
         "TypeError: count is not a function (line 3, column 12)",
     ),
+    # The first line has no line terminator before it: the engine counted its columns one
+    # short (fh_token_col in vendor/quickjs/quickjs-ng-firehook.patch).
+    # node: TypeError: Cannot read properties of undefined (reading 'x') at 1:33
+    "read on the first line": (
+        'var s = "ab"; var u = undefined.x;',
+        "TypeError: cannot read property 'x' of undefined (line 1, column 33)",
+    ),
+    # node: TypeError: o.notify is not a function at 1:28
+    "call on the first line after a non-ASCII letter": (
+        'var s = "é"; var o = {}; o.notify();',
+        "TypeError: o.notify is not a function (line 1, column 28)",
+    ),
+    # Columns count UTF-16 code units, as Node's do, not the engine's UTF-8 bytes.
+    # node: TypeError: Cannot read properties of undefined (reading 'x') at 1:42
+    "accented letters before the error": (
+        'var s = "héllo wörld"; var u = undefined.x;',
+        "TypeError: cannot read property 'x' of undefined (line 1, column 42)",
+    ),
+    # node: TypeError: Cannot read properties of undefined (reading 'x') at 1:35
+    "emoji (two units each) before the error": (
+        'var s = "\U0001F600\U0001F600"; var u = undefined.x;',
+        "TypeError: cannot read property 'x' of undefined (line 1, column 35)",
+    ),
+    # node: TypeError: Cannot read properties of null (reading 'y') at 2:22
+    "CJK before the error in a function": (
+        'function f() {\n  var s = "\u65e5\u672c"; null.y;\n}\nf();',
+        "TypeError: cannot read property 'y' of null (line 2, column 22)",
+    ),
+    # node: ReferenceError: sendSlack is not defined at 1:35
+    "undefined name after accented text": (
+        'var title = "D\u00e9ploiement r\u00e9ussi"; sendSlack(title);',
+        "ReferenceError: sendSlack is not defined (line 1, column 35)",
+    ),
 }
 
 
@@ -102,3 +135,10 @@ def test_syntax_errors_at_save_time_give_line_and_column() -> None:
     # node: "SyntaxError: Unexpected token ';'", its caret under 2:9
     assert (caught.value.line, caught.value.column) == (2, 9)
     assert str(caught.value).startswith("SyntaxError: ")
+
+
+def test_syntax_errors_on_the_first_line_after_non_ascii_text() -> None:
+    with pytest.raises(errors.ScriptError) as caught:
+        scripts.check_syntax('var s = "\u65e5\u672c"; var = 1;')
+    # node: its caret under 1:19 (the '='), counting each CJK character as one column
+    assert (caught.value.line, caught.value.column) == (1, 19)

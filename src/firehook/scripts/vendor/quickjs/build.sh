@@ -15,6 +15,7 @@
 #   * a call of a value that is not a function throws "<callee> is not a function", the
 #     callee named from its source text (new opcode check_func, emitted before each call);
 #   * the parser polls the interrupt handler (compile time counts against the deadline);
+#   * columns of the first line are no longer one short (it has no line terminator before it);
 #   * running out of memory is uncatchable and sets fh_out_of_memory.
 set -eu
 SRC=${1:?usage: build.sh QUICKJS_NG_CHECKOUT}
