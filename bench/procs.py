@@ -174,9 +174,33 @@ class CpuMeter:
             if name not in self.alone:
                 own = after[1] - before[1]
                 entry.update(own_cpu_seconds=round(own, 3), descendants_cpu_seconds=round(used - own, 3),
-                             processes=len(after[2]))
+                             processes=len(after[2]), by_role=_by_role(before[2], after[2]))
             out[name] = entry
         return out
+
+
+# What a firehook process is, by the module its command line runs.
+_ROLES = (("firehook.scripts.child", "script processes"), ("firehook.worker_process", "worker"))
+
+
+def role(pid: int) -> str:
+    """``worker``, ``script processes`` or ``other`` (the root server, anything else)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    return next((name for module, name in _ROLES if module in cmdline), "other")
+
+
+def _by_role(before: list[Stat], after: list[Stat]) -> dict[str, float]:
+    """CPU seconds per role of the processes alive at the end (their own time since ``before``;
+    what exited meanwhile is in the root's reaped time, not here)."""
+    start = {(s.pid, s.start): s.own for s in before}
+    out: dict[str, float] = {}
+    for s in after[1:]:
+        key = role(s.pid)
+        out[key] = round(out.get(key, 0.0) + s.own - start.get((s.pid, s.start), 0.0), 3)
+    return out
 
 
 class MemorySampler:

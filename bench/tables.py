@@ -172,7 +172,13 @@ def _split(cpu: Any, key: str, roots: tuple[str, ...]) -> str:
         if own is not None and usage.get("cpu_seconds") and (usage.get("processes", 1) > 1 or descendants > 0):
             share = own / usage["cpu_seconds"]
             text += f" (own {ms_text(total * share)}, {max(0, usage.get('processes', 1) - 1)} descendant(s) " \
-                    f"{ms_text(total * (1 - share))})"
+                    f"{ms_text(total * (1 - share))}"
+            roles = usage.get("by_role") or {}
+            if len(roles) > 1 or "script processes" in roles:
+                # the descendants by what they are: e.g. the worker and the script processes
+                text += ": " + ", ".join(f"{role} {ms_text(total * seconds / usage['cpu_seconds'])}"
+                                         for role, seconds in sorted(roles.items()))
+            text += ")"
         parts.append(text)
     return "; ".join(parts)
 
