@@ -4,7 +4,13 @@ Every hop (the first request and each redirect) goes through the outbound guard:
 resolved once, every address checked, and the connection made to a checked address (pinned)
 while the ``Host`` header, TLS SNI and certificate check keep the name, so DNS rebinding cannot
 swap a private address in between. Time spent here counts toward the run's wall clock: each
-read waits at most ``min(fetch_timeout, time left)``.
+connect, send and read waits at most ``min(fetch_timeout, time left)``.
+
+The wire is ``http_client``'s (HTTP/1.1, one ``sendall`` per request), the body's
+``Content-Encoding`` ``content_coding``'s; ``fetch_max_bytes`` bounds the decoded body.
+Connections are kept alive and shared between the runs of a process (``_Idle``); a request
+that fails on a kept-alive connection before any byte of its response is sent once more on a
+new connection when its method is idempotent (RFC 9110 §9.2.2), never otherwise.
 """
 
 from __future__ import annotations
@@ -12,25 +18,34 @@ from __future__ import annotations
 import concurrent.futures
 import http
 import ipaddress
+import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
-
-import urllib3
+from urllib.parse import quote, urljoin, urlsplit
 
 from firehook import __version__, errors, outbound
+from firehook.scripts import content_coding, http_client
 
 MAX_REDIRECTS = 20
 # Connections are kept alive and shared between runs (per checked address, port and TLS name):
 # a new TCP connection and TLS handshake per call would cost more than the rest of a run.
-_MAX_POOLS = 64
-_CONNECTIONS_PER_POOL = 8
-_CHUNK = 64 * 1024
+_MAX_KEYS = 64
+_IDLE_PER_KEY = 8
+_KEEPALIVE = 15.0  # seconds an idle connection may wait for reuse (aiohttp's default, as deliveries)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # WHATWG fetch upper-cases these methods only; any other method is sent as written.
 _NORMALISED_METHODS = {"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
+# RFC 9110 §9.2.2: safe to send again when a kept-alive connection failed before any answer.
+_IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}
+# Methods that carry no body unless given one: no ``Content-Length: 0`` for them (as urllib3).
+_BODILESS = {"GET", "HEAD", "DELETE", "TRACE", "OPTIONS", "CONNECT"}
+# A request target of these characters is sent as it is; any other (spaces, quotes, non-ASCII)
+# is percent-encoded as UTF-8, existing escapes kept (as urllib3 did).
+_TARGET_AS_IS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
+_PATH_SAFE = "/%!$&'()*+,;=:@-._~"
 
 
 @dataclass
@@ -84,9 +99,19 @@ def _target(url: str) -> tuple[str, str, int, str]:
         raise NetworkError(f"invalid URL {url!r}: no host")
     if parts.username is not None or parts.password is not None:
         raise NetworkError(f"invalid URL {url!r}: credentials in URLs are not supported")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise NetworkError(f"invalid URL {url!r}: the host cannot be encoded ({exc})") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    if not _TARGET_AS_IS.fullmatch(path):
+        path, _, query = path.partition("?")
+        path = quote(path, safe=_PATH_SAFE, errors="surrogatepass")
+        if parts.query:
+            path += "?" + quote(query, safe=_PATH_SAFE + "?", errors="surrogatepass")
     return scheme, host, port or _DEFAULT_PORTS[scheme], path
 
 
@@ -100,10 +125,6 @@ def _host_header(scheme: str, host: str, port: int) -> str:
     return shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"
 
 
-def _has(headers: Sequence[tuple[str, str]], name: str) -> bool:
-    return any(k.lower() == name for k, _ in headers)
-
-
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _FORBIDDEN_IN_VALUE = frozenset(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F))
 
@@ -111,7 +132,8 @@ _FORBIDDEN_IN_VALUE = frozenset(chr(c) for c in (*range(0x00, 0x09), *range(0x0A
 def checked_headers(headers: Sequence[tuple[str, str]], body: bytes | None) -> list[tuple[str, str]]:
     """The script's request headers, refused as a browser's fetch refuses them (RFC 9110): a
     name must be a token (no spaces, no separators), a value holds no control character but
-    the tab (no NUL, no vertical tab, no line break), and spaces around it are dropped.
+    the tab (no NUL, no vertical tab, no line break) and no character past U+00FF (a header
+    is bytes: a browser refuses those too), and spaces around it are dropped.
     Framing is firehook's: ``Transfer-Encoding`` is refused, and a ``Content-Length`` must be
     the body's length (a request with both is how requests are smuggled)."""
     out: list[tuple[str, str]] = []
@@ -122,6 +144,8 @@ def checked_headers(headers: Sequence[tuple[str, str]], body: bytes | None) -> l
         bad = next((c for c in value if c in _FORBIDDEN_IN_VALUE), None)
         if bad is not None:
             raise NetworkError(f"invalid value of header {name}: it holds the control character {bad!r}")
+        if not value.isascii() and max(value) > "\xff":
+            raise NetworkError(f"invalid value of header {name}: it holds {max(value)!r}, not a Latin-1 character")
         lower = name.lower()
         if lower == "transfer-encoding":
             raise NetworkError("the Transfer-Encoding header cannot be set: firehook frames the body itself")
@@ -167,6 +191,8 @@ class Fetcher:
     def fetch(self, request: FetchRequest) -> FetchResponse:
         """Send ``request``, following redirects per ``request.redirect``."""
         method = normalise_method(request.method)
+        if not method or not set(method) <= _TOKEN:
+            raise NetworkError(f"invalid method {method!r}: a method is letters, digits and !#$%&'*+-.^_`|~ only")
         headers = checked_headers(request.headers, request.body)
         body = request.body
         if body is not None and method in ("GET", "HEAD"):
@@ -208,6 +234,7 @@ class Fetcher:
                 origin = new_origin
         raise NetworkError(f"too many redirects (more than {MAX_REDIRECTS})")
 
+
     def _send(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None
     ) -> FetchResponse:
@@ -218,22 +245,21 @@ class Fetcher:
             raise NetworkError(exc.message) from None
         except OSError as exc:
             raise NetworkError(str(exc)) from None
-        sent = [(k, v) for k, v in headers if k.lower() != "host"]
-        sent.insert(0, ("Host", _host_header(scheme, host, port)))
-        if not _has(sent, "user-agent"):
-            sent.append(("User-Agent", f"firehook/{__version__}"))
-        if not _has(sent, "accept"):
-            sent.append(("Accept", "*/*"))
-        if body is not None and not _has(sent, "content-type"):
-            sent.append(("Content-Type", "text/plain;charset=UTF-8"))
-        last_error: Exception | None = None
+        data = _request_bytes(method, path, _host_header(scheme, host, port), headers, body)
+        close_after = any(
+            k.lower() == "connection" and "close" in v.lower() for k, v in headers
+        )
+        last: http_client.HTTPError | None = None
         for address in addresses:
             try:
-                return self._send_to(address, scheme, host, port, method, url, path, sent, body)
-            except urllib3.exceptions.NewConnectionError as exc:
-                last_error = exc
-                continue
-        raise NetworkError(_reason(last_error, host))
+                return self._send_to(address, scheme, host, port, method, url, data, close_after)
+            except http_client.ConnectFailed as exc:
+                last = exc  # the host's next address, if any
+            except http_client.HTTPError as exc:
+                if self._time_left() <= 0:
+                    raise OutOfTime() from None
+                raise NetworkError(str(exc)) from None
+        raise NetworkError(str(last) if last is not None else f"cannot connect to {host}")
 
     def _resolve(self, host: str, port: int) -> list[str]:
         """The guard's checked addresses; a name lookup waits at most the time left."""
@@ -257,115 +283,143 @@ class Fetcher:
         port: int,
         method: str,
         url: str,
-        path: str,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
+        data: bytes,
+        close_after: bool,
     ) -> FetchResponse:
-        wait = self._wait()
-        timeout = urllib3.Timeout(connect=wait, read=wait)
-        pool = _POOLS.get(scheme, address, port, host)
-        header_dict = urllib3.HTTPHeaderDict()
-        for k, v in headers:
-            header_dict.add(k, v)
-        try:
-            raw = pool.urlopen(
-                method,
-                path,
-                body=body,
-                headers=header_dict,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                assert_same_host=False,
-                timeout=timeout,
+        tls = scheme == "https"
+        key = (scheme, address, port, host if tls else "")
+        conn = _IDLE.take(key)
+        retried = False
+        while True:
+            if conn is None:
+                conn = http_client.connect(address, port, host, tls, self._wait)
+            try:
+                head = conn.request(data, method == "HEAD", self._wait)
+                body = self._read(conn, head)
+            except http_client.HTTPError as exc:
+                conn.close()
+                if exc.stale and not retried and method in _IDEMPOTENT:
+                    # The server had closed the kept-alive connection: nothing was processed.
+                    retried, conn = True, None
+                    continue
+                raise
+            except BaseException:
+                conn.close()  # half-read, or out of time: never reused
+                raise
+            if conn.clean and head.keep_alive and not close_after:
+                _IDLE.put(key, conn)
+            else:
+                conn.close()
+            return FetchResponse(
+                head.status, head.reason or _phrase(head.status), head.headers, url, body
             )
-        except urllib3.exceptions.NewConnectionError:
-            raise
-        except urllib3.exceptions.HTTPError as exc:
-            if self._time_left() <= 0:
-                raise OutOfTime() from None
-            raise NetworkError(_reason(exc, host)) from None
-        try:
-            data = self._read(raw, host)
-        except BaseException:
-            # A half-read response must not go back to the pool for another request.
-            raw.close()
-            raise
-        finally:
-            raw.release_conn()
-        status = raw.status
-        text = raw.reason or _phrase(status)
-        pairs = [(k, v) for k, v in raw.headers.iteritems()]
-        return FetchResponse(status, text, pairs, url, data)
 
-    def _read(self, raw: urllib3.BaseHTTPResponse, host: str) -> bytes:
+    def _read(self, conn: http_client.Connection, head: http_client.Head) -> bytes:
+        limit = self._max_bytes
+        decoder = None
+        if head.content_encoding and head.framing != http_client.NO_BODY:
+            decoder = content_coding.decoder(head.content_encoding, limit)
+        if decoder is None and head.framing == http_client.SIZED and head.length > limit:
+            raise ResponseTooLarge(f"response body larger than the limit of {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        while True:
-            # Each read waits at most the time left, so a slow drip cannot outlast the run.
-            try:
-                self._wait()
-                # read1: one receive at most, so the clock is checked between receives (a
-                # plain read would wait for a whole chunk from a server that drips).
-                chunk = raw.read1(_CHUNK, decode_content=True)
-            except urllib3.exceptions.HTTPError as exc:
-                if self._time_left() <= 0:
-                    raise OutOfTime() from None
-                raise NetworkError(_reason(exc, host)) from None
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise ResponseTooLarge(
-                    f"response body larger than the limit of {self._max_bytes} bytes"
-                )
-            chunks.append(chunk)
+        try:
+            # Each receive waits at most the time left, so a slow drip cannot outlast the run.
+            for piece in conn.body(head, self._wait):
+                if decoder is not None:
+                    piece = decoder.decode(piece)
+                size += len(piece)
+                if size > limit:
+                    raise content_coding.TooLarge()
+                chunks.append(piece)
+            if decoder is not None:
+                piece = decoder.finish()
+                size += len(piece)
+                if size > limit:
+                    raise content_coding.TooLarge()
+                chunks.append(piece)
+        except content_coding.TooLarge:
+            raise ResponseTooLarge(f"response body larger than the limit of {limit} bytes") from None
+        except content_coding.Undecodable as exc:
+            raise http_client.HTTPError(f"invalid response from {conn.host}: {exc}") from None
         return b"".join(chunks)
 
 
-class _Pools:
-    """Process-wide keep-alive connection pools, least recently used evicted first."""
+def _request_bytes(
+    method: str, target: str, host: str, headers: list[tuple[str, str]], body: bytes | None
+) -> bytes:
+    """The whole request, head and body: what one ``sendall`` sends.
+
+    ``headers`` passed ``checked_headers``: tokens for names, no line breaks or characters
+    past Latin-1 in values, so each is one line of the head."""
+    sent = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    names = set()
+    for k, v in headers:
+        lower = k.lower()
+        if lower != "host":
+            names.add(lower)
+            sent.append(f"{k}: {v}\r\n")
+    if "user-agent" not in names:
+        sent.append(f"User-Agent: firehook/{__version__}\r\n")
+    if "accept" not in names:
+        sent.append("Accept: */*\r\n")
+    if "accept-encoding" not in names:
+        sent.append("Accept-Encoding: identity\r\n")
+    if body is not None and "content-type" not in names:
+        sent.append("Content-Type: text/plain;charset=UTF-8\r\n")
+    if "content-length" not in names and (body is not None or method not in _BODILESS):
+        sent.append(f"Content-Length: {len(body or b'')}\r\n")
+    sent.append("\r\n")
+    head = "".join(sent).encode("latin-1")
+    return head + body if body else head
+
+
+class _Idle:
+    """Kept-alive connections shared by the runs of a process, per (scheme, checked address,
+    port, TLS name): at most ``_IDLE_PER_KEY`` each and ``_MAX_KEYS`` keys, the least recently
+    used key evicted first. A connection is checked just before reuse: one that the server
+    closed (or sent anything on) since, or idle for more than ``_KEEPALIVE`` s, is closed."""
 
     def __init__(self) -> None:
-        self._pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = (
+        self._idle: OrderedDict[tuple[str, str, int, str], list[http_client.Connection]] = (
             OrderedDict()
         )
         self._lock = threading.Lock()
 
-    def get(self, scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
-        """The pool for ``address`` (a checked IP) reached as ``host``."""
-        key = (scheme, address, port, host if scheme == "https" else "")
+    def take(self, key: tuple[str, str, int, str]) -> http_client.Connection | None:
+        oldest = time.monotonic() - _KEEPALIVE
         with self._lock:
-            pool = self._pools.get(key)
-            if pool is not None:
-                self._pools.move_to_end(key)
-                return pool
-            pool = self._new(scheme, address, port, host)
-            self._pools[key] = pool
-            while len(self._pools) > _MAX_POOLS:
-                _, oldest = self._pools.popitem(last=False)
-                oldest.close()
-            return pool
+            stack = self._idle.get(key)
+            if stack:
+                self._idle.move_to_end(key)
+            while stack:
+                conn = stack.pop()
+                if conn.idle_since < oldest or conn.dropped():
+                    conn.close()
+                    continue
+                conn.reused = True
+                return conn
+        return None
 
-    @staticmethod
-    def _new(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
-        if scheme == "https":
-            # Connect to the checked address; SNI and the certificate check use the name.
-            return urllib3.HTTPSConnectionPool(
-                address,
-                port,
-                maxsize=_CONNECTIONS_PER_POOL,
-                retries=False,
-                server_hostname=None if _is_ip(host) else host,
-                assert_hostname=host,
-                cert_reqs="CERT_REQUIRED",
-            )
-        return urllib3.HTTPConnectionPool(
-            address, port, maxsize=_CONNECTIONS_PER_POOL, retries=False
-        )
+    def put(self, key: tuple[str, str, int, str], conn: http_client.Connection) -> None:
+        conn.idle_since = time.monotonic()
+        with self._lock:
+            stack = self._idle.get(key)
+            if stack is None:
+                stack = self._idle[key] = []
+            else:
+                self._idle.move_to_end(key)
+            if len(stack) >= _IDLE_PER_KEY:
+                conn.close()
+            else:
+                stack.append(conn)
+            while len(self._idle) > _MAX_KEYS:
+                _, evicted = self._idle.popitem(last=False)
+                for old in evicted:
+                    old.close()
 
 
-_POOLS = _Pools()
+_IDLE = _Idle()
 _RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="firehook-dns")
 
 
@@ -374,21 +428,3 @@ def _phrase(status: int) -> str:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def _reason(exc: BaseException | None, host: str) -> str:
-    """A short, user-readable reason for a network failure."""
-    if exc is None:
-        return f"cannot connect to {host}"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        inner = str(exc).split(": ", 1)[-1]
-        return f"cannot connect to {host}: {inner}"
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return f"timed out connecting to {host}"
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return f"timed out waiting for {host}"
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return f"TLS error with {host}: {exc}"
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return f"connection to {host} failed: {exc.args[0] if exc.args else exc}"
-    return f"request to {host} failed: {exc}"

@@ -138,3 +138,47 @@ def test_slow_name_lookups_wait_at_most_the_fetch_timeout_or_the_time_left() -> 
     out_of_time._guard.resolve = slow_resolve  # type: ignore[method-assign]
     with pytest.raises(fetch.OutOfTime):
         out_of_time.fetch(fetch.FetchRequest("https://slow.test/"))
+
+
+def test_target_percent_encodes_what_cannot_go_in_a_request_line() -> None:
+    assert fetch._target("http://h/a b/é?q=1 2&x=\"<>`{}|\\^[]#frag")[3] == (
+        "/a%20b/%C3%A9?q=1%202&x=%22%3C%3E%60%7B%7D%7C%5C%5E%5B%5D"
+    )
+    assert fetch._target("http://h/already%20encoded?a=%2F&b=c/d?e")[3] == "/already%20encoded?a=%2F&b=c/d?e"
+
+
+def test_target_encodes_international_host_names() -> None:
+    assert fetch._target("https://bücher.example/")[1] == "xn--bcher-kva.example"
+
+
+def test_methods_must_be_tokens() -> None:
+    fetcher = fetch.Fetcher(allow=(), timeout=1, max_bytes=10, time_left=lambda: 1.0)
+    for method in ("GE T", "GET\r\nX: 1", "", "PO(ST"):
+        with pytest.raises(fetch.NetworkError, match="invalid method"):
+            fetcher.fetch(fetch.FetchRequest("https://x.test/", method=method))
+
+
+def test_header_values_past_latin1_are_refused() -> None:
+    assert fetch.checked_headers([("X-A", "é")], None) == [("X-A", "é")]
+    with pytest.raises(fetch.NetworkError, match="not a Latin-1 character"):
+        fetch.checked_headers([("X-A", "✓")], None)
+
+
+def test_request_bytes() -> None:
+    head = fetch._request_bytes("GET", "/p?q", "h:8080", [("host", "evil"), ("X-A", "1")], None)
+    assert head == (
+        b"GET /p?q HTTP/1.1\r\nHost: h:8080\r\nX-A: 1\r\nUser-Agent: firehook/" + fetch.__version__.encode()
+        + b"\r\nAccept: */*\r\nAccept-Encoding: identity\r\n\r\n"
+    )
+    post = fetch._request_bytes(
+        "POST", "/", "h", [("content-type", "application/json"), ("Accept", "x/y"), ("User-Agent", "me")], b"{}"
+    )
+    assert post == (
+        b"POST / HTTP/1.1\r\nHost: h\r\ncontent-type: application/json\r\nAccept: x/y\r\nUser-Agent: me\r\n"
+        b"Accept-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    # No body: a POST says so with Content-Length 0 (as urllib3 did), a DELETE says nothing;
+    # a string body without a type is text.
+    assert b"\r\nContent-Length: 0\r\n" in fetch._request_bytes("POST", "/", "h", [], None)
+    assert b"Content-Length" not in fetch._request_bytes("DELETE", "/", "h", [], None)
+    assert b"\r\nContent-Type: text/plain;charset=UTF-8\r\n" in fetch._request_bytes("PUT", "/", "h", [], b"")
