@@ -177,10 +177,19 @@ class Fetcher:
         max_bytes: int,
         time_left: Callable[[], float],
     ) -> None:
-        self._guard = outbound.Guard(allow)
+        self._allow = tuple(allow)
+        self._made_guard: outbound.Guard | None = None
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._time_left = time_left
+
+    @property
+    def _guard(self) -> outbound.Guard:
+        # Made on first use: a run whose fetch calls go to IP literals already checked (under
+        # the same allow-list) never parses the allow-list.
+        if self._made_guard is None:
+            self._made_guard = outbound.Guard(self._allow)
+        return self._made_guard
 
     def _wait(self) -> float:
         left = self._time_left()
@@ -203,12 +212,10 @@ class Fetcher:
         origin = urlsplit(url)[:2]
         for hop in range(MAX_REDIRECTS + 1):
             response = self._send(method, url, headers, body)
-            location = {k.lower(): v for k, v in response.headers}.get("location")
-            if (
-                response.status not in (301, 302, 303, 307, 308)
-                or location is None
-                or request.redirect == "manual"
-            ):
+            location = None
+            if response.status in (301, 302, 303, 307, 308):
+                location = {k.lower(): v for k, v in response.headers}.get("location")
+            if location is None or request.redirect == "manual":
                 response.redirected = hop > 0
                 return response
             if request.redirect == "error":
@@ -263,8 +270,18 @@ class Fetcher:
 
     def _resolve(self, host: str, port: int) -> list[str]:
         """The guard's checked addresses; a name lookup waits at most the time left."""
+        key = (self._allow, host, port)
+        known = _LITERALS.get(key)
+        if known is not None:
+            return known
         if _is_ip(host.strip("[]")):
-            return self._guard.resolve(host, port)
+            # An IP literal's verdict depends on the allow-list alone (no DNS): an allowed
+            # one is remembered; a refused one is checked, and refused, every time.
+            addresses = self._guard.resolve(host, port)
+            if len(_LITERALS) >= _LITERALS_KEPT:
+                _LITERALS.clear()
+            _LITERALS[key] = addresses
+            return addresses
         # A resolver can hang for many seconds; the lookup runs on a helper thread so the
         # script's clock still rules (a lookup that outlives its run finishes unobserved).
         future = _RESOLVER.submit(self._guard.resolve, host, port)
@@ -420,6 +437,8 @@ class _Idle:
 
 
 _IDLE = _Idle()
+_LITERALS: dict[tuple[tuple[str, ...], str, int], list[str]] = {}
+_LITERALS_KEPT = 1024
 _RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="firehook-dns")
 
 

@@ -100,6 +100,11 @@ def connect(address: str, port: int, host: str, tls: bool, wait: Callable[[], fl
     return Connection(sock, host)
 
 
+def _tokens(values: list[str]) -> set[str]:
+    """The comma-separated tokens of a header's values, lower case."""
+    return {t.strip() for t in ",".join(values).lower().split(",")}
+
+
 @dataclass(slots=True)
 class Head:
     """A final response's status line and header section, and how its body is framed."""
@@ -251,10 +256,11 @@ class Connection:
         if status < 200:
             return None
 
-        tokens = [t.strip() for t in ",".join(connection).lower().split(",")] if connection else []
+        tokens = _tokens(connection) if connection else set()
         keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
         framing, size = UNTIL_CLOSE, 0
-        codings = [c for c in (t.strip() for t in ",".join(transfer).lower().split(",")) if c and c != "identity"]
+        codings = [t.strip() for t in ",".join(transfer).lower().split(",")] if transfer else []
+        codings = [c for c in codings if c and c != "identity"]
         if head_request or status in (204, 304):
             framing = NO_BODY
         elif codings:

@@ -193,6 +193,7 @@ def test_status_text_and_header_lines(serve: Serve) -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "conflicting Content-Length values"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok", "invalid Content-Length '-1'"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "unsupported Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "unsupported Transfer-Encoding"),
         (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "101 Switching Protocols"),
         (b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * 70_000 + b"\r\n\r\n", "the header section is larger than 64 KiB"),
         (b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", "more than 100 header lines"),
@@ -397,3 +398,12 @@ def test_tls_to_a_plain_http_server_is_a_tls_error(serve: Serve) -> None:
     server = serve(handle)
     with pytest.raises(fetch.NetworkError, match="^TLS error with localhost: "):
         get(server.url(host="localhost", scheme="https"))
+
+
+def test_a_literal_allowed_under_one_allow_list_is_still_refused_under_another(serve: Serve) -> None:
+    server = serve(answering(ok(b"allowed")))
+    assert get(server.url()).body == b"allowed"
+    refusing = fetch.Fetcher(allow=("127.0.0.2/32",), timeout=1, max_bytes=100, time_left=lambda: 5.0)
+    with pytest.raises(fetch.NetworkError, match="^outbound request to 127.0.0.1 blocked"):
+        refusing.fetch(fetch.FetchRequest(server.url()))
+    assert len(server.requests) == 1
