@@ -241,7 +241,6 @@ class Fetcher:
                 origin = new_origin
         raise NetworkError(f"too many redirects (more than {MAX_REDIRECTS})")
 
-
     def _send(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None
     ) -> FetchResponse:
@@ -253,9 +252,7 @@ class Fetcher:
         except OSError as exc:
             raise NetworkError(str(exc)) from None
         data = _request_bytes(method, path, _host_header(scheme, host, port), headers, body)
-        close_after = any(
-            k.lower() == "connection" and "close" in v.lower() for k, v in headers
-        )
+        close_after = any(k.lower() == "connection" and "close" in v.lower() for k, v in headers)
         last: http_client.HTTPError | None = None
         for address in addresses:
             try:
