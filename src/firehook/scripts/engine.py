@@ -1,9 +1,9 @@
 """The engine adapter: one :class:`Sandbox` per run, over an instance of the wasm guest of its own.
 
 The guest is QuickJS-ng compiled to WebAssembly with firehook's patch and ABI
-(:mod:`fastpath`, ``vendor/quickjs/``), run by wasmtime. A sandbox has its instance (and its linear memory) to itself for its
-run; an instance serves another run only once it is restored to the prelude's image byte for
-byte, so nothing leaks between runs.
+(:mod:`fastpath`, ``vendor/quickjs/``), run by wasmtime. A sandbox has its instance (and its
+linear memory) to itself for its run; an instance serves another run only once it is
+restored to the prelude's image byte for byte, so nothing leaks between runs.
 
 * **Memory.** The store's linear memory is capped through wasmtime's store limiter;
   ``memory.grow`` past the cap fails, the engine's allocator fails, and the script ends with
