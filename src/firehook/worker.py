@@ -136,6 +136,7 @@ class Worker:
         if not self.database.is_sqlite:  # API processes anywhere NOTIFY when they queue runs
             helpers.append(asyncio.create_task(wakeups.listen(self.database, self._notified, stop)))
         stopper = asyncio.create_task(stop.wait())
+        stopper.add_done_callback(lambda _task: self._wake.set())
         log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
         loop = asyncio.get_running_loop()
         # An eager round at least once per poll interval, however often finished runs wake the
@@ -159,10 +160,10 @@ class Worker:
                     self._eager = True
                     await asyncio.wait([stopper], timeout=min(5.0, self.settings.poll_interval * 4))
                     continue
-                waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait([waker, stopper], timeout=max(0.0, next_poll - loop.time()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waker.cancel()
+                # Woken by a wake-up, a freed batch of slots, the stop, or the next poll.
+                timer = loop.call_at(next_poll, self._wake.set)
+                await self._wake.wait()
+                timer.cancel()
         finally:
             await self._shutdown()
             stopper.cancel()
