@@ -95,7 +95,11 @@ class Worker:
         self.owner = owner or default_owner()
         self.public_url = settings.resolved_public_url
         self.inflight: dict[int, tuple[asyncio.Task[None], RunContext | None]] = {}
+        # Slots held per kind: by the runs claimed and not executed yet or executing. A run
+        # frees its slot once its outcome is handed to the recorder (its write may still be
+        # waiting): the claim round that replaces it can then share the outcome's transaction.
         self._per_kind: dict[str, int] = {k: 0 for k in self.executors}
+        self._holding: set[int] = set()  # jobs that hold a slot
         self._wake = asyncio.Event()
         self._log_lock = asyncio.Lock()
         self._outcomes: asyncio.Queue[tuple[recording.Finished, asyncio.Future[bool]]] = asyncio.Queue()
@@ -199,6 +203,7 @@ class Worker:
                 if turn:
                     self._turn_of[job.id] = turn
                 self._per_kind[kind] += 1
+                self._holding.add(job.id)
                 task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
                 task.add_done_callback(functools.partial(self._done, job))
@@ -213,6 +218,13 @@ class Worker:
         turn = self._turn_of.pop(job.id, None)
         if turn:
             self.turns.forget(turn, job.id)
+        self._free_slot(job)
+
+    def _free_slot(self, job: model.Job) -> None:
+        """The run no longer executes (its outcome was handed over, or it ended otherwise)."""
+        if job.id not in self._holding:
+            return
+        self._holding.discard(job.id)
         self._per_kind[job.kind] -= 1
         if self._worth_a_round(job.kind):
             self._wake.set()
@@ -321,6 +333,7 @@ class Worker:
         """Queue an outcome for the recorder."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._outcomes.put_nowait((item, done))
+        self._free_slot(item.job)
         return _Handed(item, loaded, done)
 
     async def _recorded(self, handed: _Handed | None) -> None:
