@@ -72,6 +72,7 @@ class Finished:
     # it is recorded only if they are.
     requires: Sequence[handover.Entry] = ()
     entry: handover.Entry | None = None  # this run's own writes, as the next runs read them
+    queued_at: float | None = None  # when the run was queued (for the latency metric)
 
 
 def _timings(doc: dict[str, Any]) -> dict[str, Any]:

@@ -114,6 +114,7 @@ class Worker:
         self._turn_of: dict[int, str] = {}  # job id → its script integration
         self._gated = 0  # script runs held here that wait for their integration's turn
         self.handover = handover.Handover()  # script runs' storage writes not committed yet
+        self._tally = metrics.Tally()  # metrics of runs, added once per group of outcomes
 
     def wake(self) -> None:
         """Thread-safe: ask the loop to claim now (new jobs were queued in this process)."""
@@ -257,24 +258,25 @@ class Worker:
         if gated:  # it waits for its turn: a slot for another integration's run meanwhile
             self._gated += 1
         try:
-            async with self.turns.turn(turn):
-                if gated:
-                    gated, self._gated = False, self._gated - 1
-                if self.turns.lost(turn) and not await self._retake(turn):
-                    # Another worker has the integration's turn now: the run goes back to the
-                    # queue (claimed again later) rather than overlap with its runs.
-                    log.warning("event=run.turn_lost run=%s integration=%s", job.run_id, turn)
-                    await self.writer.run(functools.partial(self._give_back, job=job, turn=turn))
-                    return
-                handed = await self._execute_now(job, executor, loaded, turn)
-                if handed is not None and handed.item.storage and handed.item.entry is None:
-                    # Its writes could not be handed over (their size is not known without a
-                    # read): the turn is kept until they are committed.
-                    await self._recorded(handed)
-                    handed = None
+            await self.turns.take(turn)
         finally:
             if gated:
                 self._gated -= 1
+        try:
+            if self.turns.lost(turn) and not await self._retake(turn):
+                # Another worker has the integration's turn now: the run goes back to the
+                # queue (claimed again later) rather than overlap with its runs.
+                log.warning("event=run.turn_lost run=%s integration=%s", job.run_id, turn)
+                await self.writer.run(functools.partial(self._give_back, job=job, turn=turn))
+                return
+            handed = await self._execute_now(job, executor, loaded, turn)
+            if handed is not None and handed.item.storage and handed.item.entry is None:
+                # Its writes could not be handed over (their size is not known without a
+                # read): the turn is kept until they are committed.
+                await self._recorded(handed)
+                handed = None
+        finally:
+            self.turns.end(turn)
         await self._recorded(handed)
 
     async def _retake(self, turn: str) -> bool:
@@ -295,7 +297,7 @@ class Worker:
                 return self._hand(recording.Finished(
                     job=job, logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")], turn=turn), loaded)
             if loaded.attempt == 1:
-                _wait_metric(job.kind).observe(max(0.0, time.time() - loaded.queued_at))
+                self._tally.observe(_wait_metric(job.kind), max(0.0, time.time() - loaded.queued_at))
             ctx = RunContext(job, loaded)
             requires: tuple[handover.Entry, ...] = ()
             if turn is not None:
@@ -307,7 +309,10 @@ class Worker:
                 log.exception("event=run.executor_error run=%s", job.run_id)
                 ctx.log(f"Internal error while executing the run: {type(exc).__name__}: {exc}")
                 outcome = Outcome(result="failure")
-            async with self._log_lock:
+            if self._log_lock.locked():  # a flush is writing earlier lines: these go after them
+                async with self._log_lock:
+                    lines = ctx.take_logs()
+            else:
                 lines = ctx.take_logs()
             health = None
             if outcome.attempt is not None:
@@ -331,6 +336,7 @@ class Worker:
 
     def _hand(self, item: recording.Finished, loaded: recording.Loaded) -> _Handed:
         """Queue an outcome for the recorder."""
+        item.queued_at = loaded.queued_at
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._outcomes.put_nowait((item, done))
         self._free_slot(item.job)
@@ -351,7 +357,6 @@ class Worker:
             return
         if ok:
             self.completed += 1
-            _observe(item, loaded)
             if log.isEnabledFor(logging.DEBUG):  # a line per run at INFO costs more than the run's bookkeeping
                 log.debug("event=run.%s run=%s integration=%s result=%s", "retry" if item.retry_at else "complete",
                           item.job.run_id, loaded.integration.id if loaded.integration else "-", item.result)
@@ -392,12 +397,16 @@ class Worker:
                 if not done.done():
                     done.set_exception(exc)
             return
+        now = time.time()
         for item, done in group:
             ok = item.job.id in recorded
             if item.entry is not None:
                 self.handover.settle(item.entry, recorded=ok)
+            if ok:
+                _observe(self._tally, item, now)
             if not done.done():
                 done.set_result(ok)
+        self._tally.flush()
 
     async def _renew_loop(self) -> None:
         interval = max(0.5, self.settings.lease_seconds / 3)
@@ -425,6 +434,7 @@ class Worker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(0.25)
+            self._tally.flush()
             try:
                 await self._flush_logs()
             except Exception as exc:
@@ -487,11 +497,12 @@ def _attempts_metric(outcome: str) -> Any:
     return metrics.ATTEMPTS.labels(outcome)
 
 
-def _observe(item: recording.Finished, loaded: recording.Loaded) -> None:
+def _observe(tally: metrics.Tally, item: recording.Finished, now: float) -> None:
     # Labelled children are looked up once (a `labels()` call costs more than the increment).
     if item.attempt is not None:
         ok = item.attempt.status is not None and 200 <= item.attempt.status < 300
-        _attempts_metric("success" if ok else ("retry" if item.retry_at else "failure")).inc()
+        tally.inc(_attempts_metric("success" if ok else ("retry" if item.retry_at else "failure")))
     if item.retry_at is None:
-        _runs_metric(item.job.kind, item.result).inc()
-        _latency_metric(item.job.kind).observe(max(0.0, time.time() - loaded.queued_at))
+        tally.inc(_runs_metric(item.job.kind, item.result))
+        if item.queued_at is not None:
+            tally.observe(_latency_metric(item.job.kind), max(0.0, now - item.queued_at))
