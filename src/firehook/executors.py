@@ -36,7 +36,7 @@ class ScriptExecutor:
 
     async def execute(self, ctx: RunContext) -> Outcome:
         integration = ctx.integration
-        storage = kv.RunStorage(self.database, integration.id)
+        storage = kv.RunStorage(self.database, integration.id, ctx.storage_base)
         result = await self.pool.run(pool_mod.Request(
             project_id=integration.project,
             source=integration.script or "",
@@ -50,8 +50,10 @@ class ScriptExecutor:
         ))
         # Scripts are not retried when they fail by their own fault: they may have side effects.
         # Its storage writes are recorded with its outcome, in one transaction.
+        ops = storage.ops()
         return Outcome(result=model.Result.SUCCESS.value if result.success else model.Result.FAILURE.value,
-                       storage=storage.ops(), began_at=result.began_at)
+                       storage=ops, storage_total=storage.total_known() if ops else None,
+                       began_at=result.began_at)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

@@ -138,11 +138,11 @@ def complete(conn: sa.Connection, job_pk: int, owner: str) -> bool:
     return bool(store.delete_held(conn, owner, [job_pk]))
 
 
-def held(conn: sa.Connection, job_pks: Collection[int], owner: str) -> set[int]:
-    """Of ``job_pks``, those ``owner`` still holds."""
+def held(conn: sa.Connection, job_pks: Collection[int], owner: str, *, lock: bool = False) -> set[int]:
+    """Of ``job_pks``, those ``owner`` still holds (with ``lock``: and keeps until the transaction ends)."""
     if not job_pks:
         return set()
-    return store.held(conn, owner, job_pks)
+    return store.held(conn, owner, job_pks, lock=lock)
 
 
 def complete_many(conn: sa.Connection, job_pks: Collection[int], owner: str) -> set[int]:
@@ -163,7 +163,14 @@ def release(database: dbmod.Database, owner: str, job_pks: Collection[int]) -> i
     if not job_pks:
         return 0
     with database.write() as conn:
-        return store.release(conn, owner, job_pks)
+        return release_on(conn, owner, job_pks)
+
+
+def release_on(conn: sa.Connection, owner: str, job_pks: Collection[int]) -> int:
+    """:func:`release` in the caller's write transaction."""
+    if not job_pks:
+        return 0
+    return store.release(conn, owner, job_pks)
 
 
 def cancel(conn: sa.Connection, run_pk: int, now: float) -> bool:

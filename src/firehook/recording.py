@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firehook import fanout, model, queue, timefmt
+from firehook import fanout, handover, model, queue, timefmt
 from firehook import turns as turns_mod
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
@@ -68,6 +68,11 @@ class Finished:
     storage: Sequence[kv.Op] = ()  # a script run's storage writes (store.kv.RunStorage)
     turn: str | None = None  # the integration whose turn (firehook.turns) this run held
     began_at: float | None = None  # when the script began in its process (the rest was waiting)
+    # Earlier runs' storage writes this run read before they were committed (firehook.handover):
+    # it is recorded only if they are.
+    requires: Sequence[handover.Entry] = ()
+    entry: handover.Entry | None = None  # this run's own writes, as the next runs read them
+    queued_at: float | None = None  # when the run was queued (for the latency metric)
 
 
 def _timings(doc: dict[str, Any]) -> dict[str, Any]:
@@ -227,12 +232,15 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
     the finished script runs' integrations end (recorded or not, this worker is done with them)."""
     now = time.time()
     stamp = timefmt.from_epoch(now)
+    ended = items  # recorded or not, this worker is done with their turns
+    if any(i.requires for i in items):
+        items = _release_dependents(conn, items, owner, stamp)
     recorded = queue.complete_many(conn, [i.job.id for i in items if i.retry_at is None], owner)
     for item in items:
         if item.retry_at is not None and queue.retry_at(conn, item.job.id, owner, item.retry_at):
             recorded.add(item.job.id)
     if turns is not None:
-        turns.finished(conn, [(i.turn, i.job.id) for i in items if i.turn is not None])
+        turns.finished(conn, [(i.turn, i.job.id) for i in ended if i.turn is not None])
     kept = [i for i in items if i.job.id in recorded]
     kv.apply(conn, [(i.started.integration.id, i.storage) for i in kept
                     if i.storage and i.started is not None and i.started.integration is not None])
@@ -266,6 +274,33 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
     for job, doc in saves:
         _reached(conn, public_url, job, doc, listeners)
     return recorded
+
+
+NOT_RECORDED = ("Run not recorded: an earlier run of this integration, whose storage writes it read, "
+                "could not be recorded. It runs again.")
+
+
+def _release_dependents(conn: sa.Connection, items: Sequence[Finished], owner: str,
+                        stamp: str) -> list[Finished]:
+    """Of ``items``, in order, those that may be recorded: held by ``owner``, and every earlier
+    run whose storage writes they read recorded before or here. The others ``owner`` holds go
+    back to the queue, claimable at once, with a line saying why."""
+    mine = queue.held(conn, [i.job.id for i in items], owner, lock=True)
+    allowed: set[int] = set()
+    kept: list[Finished] = []
+    refused: list[Finished] = []
+    for item in items:
+        if item.job.id not in mine:
+            continue
+        if handover.may_record(item.requires, allowed):
+            allowed.add(item.job.id)
+            kept.append(item)
+        else:
+            refused.append(item)
+    if refused:
+        queue.release_on(conn, owner, [i.job.id for i in refused])
+        run_store.append_logs(conn, [(i.job.run_pk, [(stamp, NOT_RECORDED)]) for i in refused])
+    return kept
 
 
 def finish(database: dbmod.Database, job: model.Job, owner: str, result: str, *,

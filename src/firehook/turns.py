@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
@@ -142,21 +141,29 @@ class Turns:
 
     # --- on the event loop ----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def turn(self, integration_id: str) -> AsyncIterator[None]:
-        """Wait for the integration's earlier runs in this worker, and hold the turn."""
+    async def take(self, integration_id: str) -> None:
+        """Wait for the integration's earlier runs in this worker, and hold the turn until
+        :meth:`end` (called exactly once after this returns)."""
         lock = self._locks.get(integration_id)
         if lock is None:
             lock = self._locks[integration_id] = asyncio.Lock()
         self._waiting[integration_id] += 1
         try:
-            async with lock:
-                yield
-        finally:
-            self._waiting[integration_id] -= 1
-            if self._waiting[integration_id] <= 0:
-                del self._waiting[integration_id]
-                self._locks.pop(integration_id, None)
+            await lock.acquire()
+        except BaseException:
+            self._leave(integration_id)
+            raise
+
+    def end(self, integration_id: str) -> None:
+        """End the turn taken by :meth:`take`."""
+        self._locks[integration_id].release()
+        self._leave(integration_id)
+
+    def _leave(self, integration_id: str) -> None:
+        self._waiting[integration_id] -= 1
+        if self._waiting[integration_id] <= 0:
+            del self._waiting[integration_id]
+            self._locks.pop(integration_id, None)
 
     def busy(self, integration_id: str) -> bool:
         """Whether a run of the integration holds (or waits for) its turn in this worker."""

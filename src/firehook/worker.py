@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from firehook import metrics, model, queue, recording, timefmt, turns
+from firehook import handover, metrics, model, queue, recording, timefmt, turns
 from firehook import settings as settings_mod
 from firehook.store import db as dbmod
-from firehook.store import wakeups
+from firehook.store import kv, wakeups
 from firehook.store import writer as store_writer
 
 log = logging.getLogger("firehook.worker")
@@ -39,6 +39,7 @@ class Outcome:
     retry_at: float | None = None
     attempt: model.Attempt | None = None
     storage: Sequence[tuple[str, ...]] = ()  # a script's storage writes, recorded with the outcome
+    storage_total: int | None = None  # the bytes its integration stores after them, when known
     began_at: float | None = None  # when the execution itself began (epoch seconds), if later than the claim
 
 
@@ -54,6 +55,8 @@ class RunContext:
         self.variables_list = loaded.variables
         self.body = loaded.body
         self.attempt = loaded.attempt
+        # A script run's reads see its integration's earlier writes not committed yet.
+        self.storage_base: kv.Base | None = None
         self._lines: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
@@ -92,7 +95,11 @@ class Worker:
         self.owner = owner or default_owner()
         self.public_url = settings.resolved_public_url
         self.inflight: dict[int, tuple[asyncio.Task[None], RunContext | None]] = {}
+        # Slots held per kind: by the runs claimed and not executed yet or executing. A run
+        # frees its slot once its outcome is handed to the recorder (its write may still be
+        # waiting): the claim round that replaces it can then share the outcome's transaction.
         self._per_kind: dict[str, int] = {k: 0 for k in self.executors}
+        self._holding: set[int] = set()  # jobs that hold a slot
         self._wake = asyncio.Event()
         self._log_lock = asyncio.Lock()
         self._outcomes: asyncio.Queue[tuple[recording.Finished, asyncio.Future[bool]]] = asyncio.Queue()
@@ -106,6 +113,8 @@ class Worker:
         self.turns = turns.Turns(self.owner)
         self._turn_of: dict[int, str] = {}  # job id → its script integration
         self._gated = 0  # script runs held here that wait for their integration's turn
+        self.handover = handover.Handover()  # script runs' storage writes not committed yet
+        self._tally = metrics.Tally()  # metrics of runs, added once per group of outcomes
 
     def wake(self) -> None:
         """Thread-safe: ask the loop to claim now (new jobs were queued in this process)."""
@@ -132,6 +141,7 @@ class Worker:
         if not self.database.is_sqlite:  # API processes anywhere NOTIFY when they queue runs
             helpers.append(asyncio.create_task(wakeups.listen(self.database, self._notified, stop)))
         stopper = asyncio.create_task(stop.wait())
+        stopper.add_done_callback(lambda _task: self._wake.set())
         log.info("event=worker.start owner=%s kinds=%s", self.owner, ",".join(sorted(self.executors)))
         loop = asyncio.get_running_loop()
         # An eager round at least once per poll interval, however often finished runs wake the
@@ -155,10 +165,10 @@ class Worker:
                     self._eager = True
                     await asyncio.wait([stopper], timeout=min(5.0, self.settings.poll_interval * 4))
                     continue
-                waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait([waker, stopper], timeout=max(0.0, next_poll - loop.time()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waker.cancel()
+                # Woken by a wake-up, a freed batch of slots, the stop, or the next poll.
+                timer = loop.call_at(next_poll, self._wake.set)
+                await self._wake.wait()
+                timer.cancel()
         finally:
             await self._shutdown()
             stopper.cancel()
@@ -194,6 +204,7 @@ class Worker:
                 if turn:
                     self._turn_of[job.id] = turn
                 self._per_kind[kind] += 1
+                self._holding.add(job.id)
                 task = asyncio.create_task(self._execute(job, executor, item))
                 self.inflight[job.id] = (task, None)
                 task.add_done_callback(functools.partial(self._done, job))
@@ -208,6 +219,13 @@ class Worker:
         turn = self._turn_of.pop(job.id, None)
         if turn:
             self.turns.forget(turn, job.id)
+        self._free_slot(job)
+
+    def _free_slot(self, job: model.Job) -> None:
+        """The run no longer executes (its outcome was handed over, or it ended otherwise)."""
+        if job.id not in self._holding:
+            return
+        self._holding.discard(job.id)
         self._per_kind[job.kind] -= 1
         if self._worth_a_round(job.kind):
             self._wake.set()
@@ -231,27 +249,35 @@ class Worker:
     async def _execute(self, job: model.Job, executor: Executor, loaded: recording.Loaded) -> None:
         turn = self._turn_of.get(job.id)
         if not turn:
-            await self._execute_now(job, executor, loaded, None)
+            await self._recorded(await self._execute_now(job, executor, loaded, None))
             return
         # Runs of one script integration never overlap: each waits for the earlier ones held
-        # here, and keeps its turn until its outcome (and storage writes) are recorded.
+        # here, and keeps its turn until its outcome (and storage writes) are handed to the
+        # recorder; the next one reads those writes from the handover until they are committed.
         gated = self.turns.busy(turn)
         if gated:  # it waits for its turn: a slot for another integration's run meanwhile
             self._gated += 1
         try:
-            async with self.turns.turn(turn):
-                if gated:
-                    gated, self._gated = False, self._gated - 1
-                if self.turns.lost(turn) and not await self._retake(turn):
-                    # Another worker has the integration's turn now: the run goes back to the
-                    # queue (claimed again later) rather than overlap with its runs.
-                    log.warning("event=run.turn_lost run=%s integration=%s", job.run_id, turn)
-                    await self.writer.run(functools.partial(self._give_back, job=job, turn=turn))
-                    return
-                await self._execute_now(job, executor, loaded, turn)
+            await self.turns.take(turn)
         finally:
             if gated:
                 self._gated -= 1
+        try:
+            if self.turns.lost(turn) and not await self._retake(turn):
+                # Another worker has the integration's turn now: the run goes back to the
+                # queue (claimed again later) rather than overlap with its runs.
+                log.warning("event=run.turn_lost run=%s integration=%s", job.run_id, turn)
+                await self.writer.run(functools.partial(self._give_back, job=job, turn=turn))
+                return
+            handed = await self._execute_now(job, executor, loaded, turn)
+            if handed is not None and handed.item.storage and handed.item.entry is None:
+                # Its writes could not be handed over (their size is not known without a
+                # read): the turn is kept until they are committed.
+                await self._recorded(handed)
+                handed = None
+        finally:
+            self.turns.end(turn)
+        await self._recorded(handed)
 
     async def _retake(self, turn: str) -> bool:
         now = time.time()
@@ -263,16 +289,19 @@ class Worker:
         self.turns.finished(conn, [(turn, job.id)])
 
     async def _execute_now(self, job: model.Job, executor: Executor, loaded: recording.Loaded,
-                           turn: str | None) -> None:
+                           turn: str | None) -> _Handed | None:
+        """Execute the run and hand its outcome to the recorder (not waiting for the write)."""
         try:
             if loaded.integration is None:
                 reason = "the integration was deleted before this run could execute"
-                await self._record(recording.Finished(
+                return self._hand(recording.Finished(
                     job=job, logs=[(timefmt.now_ts(), f"Run not executed: {reason}.")], turn=turn), loaded)
-                return
             if loaded.attempt == 1:
-                _wait_metric(job.kind).observe(max(0.0, time.time() - loaded.queued_at))
+                self._tally.observe(_wait_metric(job.kind), max(0.0, time.time() - loaded.queued_at))
             ctx = RunContext(job, loaded)
+            requires: tuple[handover.Entry, ...] = ()
+            if turn is not None:
+                ctx.storage_base, requires = self.handover.base(turn)
             self.inflight[job.id] = (self.inflight[job.id][0], ctx)
             try:
                 outcome = await executor.execute(ctx)
@@ -280,7 +309,10 @@ class Worker:
                 log.exception("event=run.executor_error run=%s", job.run_id)
                 ctx.log(f"Internal error while executing the run: {type(exc).__name__}: {exc}")
                 outcome = Outcome(result="failure")
-            async with self._log_lock:
+            if self._log_lock.locked():  # a flush is writing earlier lines: these go after them
+                async with self._log_lock:
+                    lines = ctx.take_logs()
+            else:
                 lines = ctx.take_logs()
             health = None
             if outcome.attempt is not None:
@@ -289,26 +321,48 @@ class Worker:
                                           disable_after=float(self.settings.webhook_disable_after),
                                           integration_id=ctx.integration.id,
                                           was_failing=ctx.integration.failing_since is not None)
-            await self._record(recording.Finished(job=job, result=outcome.result, retry_at=outcome.retry_at,
-                                                  storage=outcome.storage, turn=turn, began_at=outcome.began_at,
-                                                  logs=lines, attempt=outcome.attempt, health=health,
-                                                  started=loaded), loaded)
+            entry = None
+            if turn is not None and outcome.storage and outcome.storage_total is not None:
+                entry = self.handover.add(turn, job.id, outcome.storage, outcome.storage_total)
+            return self._hand(recording.Finished(
+                job=job, result=outcome.result, retry_at=outcome.retry_at, storage=outcome.storage, turn=turn,
+                began_at=outcome.began_at, logs=lines, attempt=outcome.attempt, health=health, started=loaded,
+                requires=requires, entry=entry), loaded)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event=run.record_failed run=%s", job.run_id)
+            return None
+
+    def _hand(self, item: recording.Finished, loaded: recording.Loaded) -> _Handed:
+        """Queue an outcome for the recorder."""
+        item.queued_at = loaded.queued_at
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outcomes.put_nowait((item, done))
+        self._free_slot(item.job)
+        return _Handed(item, loaded, done)
+
+    async def _recorded(self, handed: _Handed | None) -> None:
+        """Wait until the recorder wrote (or refused) a handed outcome."""
+        if handed is None:
+            return
+        item, loaded = handed.item, handed.loaded
+        try:
+            ok = await handed.done
         except asyncio.CancelledError:
             raise
         except Exception:
             # Recording failed (database down?): the lease will expire and the run be retried.
-            log.exception("event=run.record_failed run=%s", job.run_id)
-
-    async def _record(self, item: recording.Finished, loaded: recording.Loaded) -> None:
-        """Hand an outcome to the recorder and wait until it is written (or refused)."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._outcomes.put_nowait((item, done))
-        if await done:
+            log.exception("event=run.record_failed run=%s", item.job.run_id)
+            return
+        if ok:
             self.completed += 1
-            _observe(item, loaded)
             if log.isEnabledFor(logging.DEBUG):  # a line per run at INFO costs more than the run's bookkeeping
                 log.debug("event=run.%s run=%s integration=%s result=%s", "retry" if item.retry_at else "complete",
                           item.job.run_id, loaded.integration.id if loaded.integration else "-", item.result)
+        elif any(e.state == handover.REFUSED for e in item.requires):
+            log.warning("event=run.requeued run=%s: an earlier run of its integration was not recorded",
+                        item.job.run_id)
         else:
             log.warning("event=run.lease_lost run=%s: another worker took it over", item.job.run_id)
 
@@ -322,24 +376,37 @@ class Worker:
             await self._record_group(group)
 
     async def _record_group(self, group: list[tuple[recording.Finished, asyncio.Future[bool]]]) -> None:
+        """Write one group; the next is written only after this one's handover entries are
+        settled (a run recorded later checks the entries it depends on)."""
         try:
             recorded = await self.writer.run(functools.partial(
                 recording.finish_many_on, items=[i for i, _ in group], owner=self.owner,
                 public_url=self.public_url, turns=self.turns))
         except Exception as exc:
             if len(group) > 1:
-                # One outcome may spoil the group (a value the database refuses): each alone, so
-                # only that one waits for its lease to expire, not every run recorded with it.
+                # One outcome may spoil the group (a value the database refuses): each alone, in
+                # order, so only that one waits for its lease to expire (and the runs that read
+                # its storage writes go back to the queue), not every run recorded with it.
                 log.warning("event=run.record_group_failed size=%d error=%s", len(group), type(exc).__name__)
-                await asyncio.gather(*(self._record_group([one]) for one in group))
+                for one in group:
+                    await self._record_group([one])
                 return
-            for _, done in group:
+            for item, done in group:
+                if item.entry is not None:
+                    self.handover.settle(item.entry, recorded=False)
                 if not done.done():
                     done.set_exception(exc)
             return
+        now = time.time()
         for item, done in group:
+            ok = item.job.id in recorded
+            if item.entry is not None:
+                self.handover.settle(item.entry, recorded=ok)
+            if ok:
+                _observe(self._tally, item, now)
             if not done.done():
-                done.set_result(item.job.id in recorded)
+                done.set_result(ok)
+        self._tally.flush()
 
     async def _renew_loop(self) -> None:
         interval = max(0.5, self.settings.lease_seconds / 3)
@@ -367,6 +434,7 @@ class Worker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(0.25)
+            self._tally.flush()
             try:
                 await self._flush_logs()
             except Exception as exc:
@@ -400,6 +468,15 @@ class Worker:
                     log.info("event=worker.released jobs=%d", released)
 
 
+@dataclasses.dataclass
+class _Handed:
+    """An outcome queued for the recorder, and what says when it is written."""
+
+    item: recording.Finished
+    loaded: recording.Loaded
+    done: asyncio.Future[bool]
+
+
 @functools.lru_cache(maxsize=64)
 def _wait_metric(kind: str) -> Any:
     return metrics.WAIT.labels("integration." + kind)
@@ -420,11 +497,12 @@ def _attempts_metric(outcome: str) -> Any:
     return metrics.ATTEMPTS.labels(outcome)
 
 
-def _observe(item: recording.Finished, loaded: recording.Loaded) -> None:
+def _observe(tally: metrics.Tally, item: recording.Finished, now: float) -> None:
     # Labelled children are looked up once (a `labels()` call costs more than the increment).
     if item.attempt is not None:
         ok = item.attempt.status is not None and 200 <= item.attempt.status < 300
-        _attempts_metric("success" if ok else ("retry" if item.retry_at else "failure")).inc()
+        tally.inc(_attempts_metric("success" if ok else ("retry" if item.retry_at else "failure")))
     if item.retry_at is None:
-        _runs_metric(item.job.kind, item.result).inc()
-        _latency_metric(item.job.kind).observe(max(0.0, time.time() - loaded.queued_at))
+        tally.inc(_runs_metric(item.job.kind, item.result))
+        if item.queued_at is not None:
+            tally.observe(_latency_metric(item.job.kind), max(0.0, now - item.queued_at))

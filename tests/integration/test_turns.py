@@ -103,3 +103,21 @@ def test_a_lapsed_turn_is_noticed_at_renewal_and_taken_again_only_when_free(fast
     with services.database.write() as conn:
         mine.finished(conn, [(hook["id"], kept[0].id)])
     assert _leases(services) == []
+
+
+def test_a_run_whose_writes_cannot_be_handed_over_keeps_its_turn_until_they_are_committed(
+        fast_services: Any) -> None:
+    # Removing a key never read leaves the stored size unknown without a read: such a run's
+    # writes are not handed over to the next run, which then reads them from the database.
+    services = fast_services
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    script = "storage.remove('never-read');\n" + COUNTER
+    hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": script})
+    worker = RunningWorker(services, kinds=("script",))
+    try:
+        _push_many(services, 40)
+        wait_for(lambda: _all_done(services), timeout=180)
+    finally:
+        worker.stop()
+    assert kv.IntegrationStorage(services.database, hook["id"]).get("counter") == "40"
+    assert worker.worker.handover.pending() == 0 and _leases(services) == []

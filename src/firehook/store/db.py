@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,10 +184,25 @@ def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    if conn.get_execution_options().get("firehook_immediate"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+    # On the driver's connection: SQLAlchemy's own execution of a statement costs more than
+    # BEGIN itself, and a worker begins a transaction for every claim round and group.
+    text = "BEGIN IMMEDIATE" if conn.get_execution_options().get("firehook_immediate") else "BEGIN"
+    with _translated_driver():
+        conn.connection.driver_connection.execute(text)  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def _translated_driver() -> Iterator[None]:
+    """A driver error of a statement run on the driver's connection, as SQLAlchemy would
+    have raised it (then translated by :func:`_translated` like any other)."""
+    try:
+        yield
+    except Exception as e:
+        if isinstance(e, sqlite3.OperationalError):
+            raise exc.OperationalError("BEGIN", None, e) from None
+        if isinstance(e, sqlite3.Error):
+            raise exc.DBAPIError("BEGIN", None, e) from None
+        raise
 
 
 def translate(e: BaseException) -> BaseException:

@@ -167,9 +167,15 @@ def renew(conn: sa.Connection, owner: str, job_pks: Collection[int], lease_until
     return {int(row[0]) for row in cur.fetchall()}
 
 
-def held(conn: sa.Connection, owner: str, job_pks: Collection[int]) -> set[int]:
+def held(conn: sa.Connection, owner: str, job_pks: Collection[int], *, lock: bool = False) -> set[int]:
+    """Of ``job_pks``, those ``owner`` holds; with ``lock``, they stay so until the transaction
+    ends (on PostgreSQL their rows are locked; SQLite's writer excludes everyone anyway)."""
     marks, pks = _pks(job_pks)
-    cur = raw.cursor(conn).execute(f"SELECT pk FROM jobs WHERE lease_owner = ? AND pk IN ({marks})", (owner, *pks))
+    cur = raw.cursor(conn)
+    text = f"SELECT pk FROM jobs WHERE lease_owner = ? AND pk IN ({marks})"
+    if lock and cur.dialect == "postgresql":
+        text += " FOR UPDATE"
+    cur.execute(text, (owner, *pks))
     return {int(row[0]) for row in cur.fetchall()}
 
 

@@ -11,7 +11,8 @@ is run again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -72,20 +73,41 @@ _SUM_SQLITE = ("SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(valu
 Op = tuple[str, ...]
 
 
-class RunStorage:
-    """One run's view of its integration's storage (a StorageBackend): reads from the
-    database, writes kept in memory until :meth:`ops` hands them to the worker."""
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """What earlier runs of the integration wrote that is not committed yet (``firehook.handover``):
+    a run reads it before the database. ``entries``: key → value (None: removed); ``cleared``:
+    the keys not in ``entries`` are gone; ``total``: the bytes stored after those writes."""
 
-    def __init__(self, database: dbmod.Database, integration_id: str) -> None:
+    entries: Mapping[str, str | None]
+    cleared: bool
+    total: int
+
+
+class RunStorage:
+    """One run's view of its integration's storage (a StorageBackend): reads from ``base`` (the
+    earlier runs' writes not committed yet), then from the database; writes kept in memory
+    until :meth:`ops` hands them to the worker."""
+
+    def __init__(self, database: dbmod.Database, integration_id: str, base: Base | None = None) -> None:
         self.database = database
         self.integration_id = integration_id
         self._pending: dict[str, str | None] = {}  # key → value written in this run (None: removed)
-        self._stored: dict[str, str | None] = {}  # key → value in the database, as read
+        self._stored: dict[str, str | None] = {}  # key → value before this run, as read
         self._cleared = False
-        self._stored_total: int | None = None  # bytes in the database when first asked
+        self._stored_total: int | None = None  # bytes before this run, when first asked
+        if base is not None:
+            self._stored.update(base.entries)
+            self._stored_total = base.total
+            self._base_cleared = base.cleared
+        else:
+            self._base_cleared = False
 
     def _read(self, key: str) -> str | None:
         if key not in self._stored:
+            if self._base_cleared:  # an earlier run cleared the storage: only its writes remain
+                self._stored[key] = None
+                return None
             with self.database.read() as conn:
                 cur = raw.cursor(conn)
                 self._stored[key] = cur.execute(_GET, (self.integration_id, key)).scalar()
@@ -109,16 +131,24 @@ class RunStorage:
         self._cleared = True
 
     def total_bytes(self) -> int:
-        if self._stored_total is None:
+        if self._stored_total is None and not self._cleared:
             with self.database.read() as conn:
                 self._stored_total = _total(conn, self.integration_id)
-        total = 0 if self._cleared else self._stored_total
+        total = 0 if self._cleared else (self._stored_total or 0)
         for key, value in self._pending.items():
             if not self._cleared:
                 old = self._read(key)
                 total -= _entry(key, old) if old is not None else 0
             total += _entry(key, value) if value is not None else 0
         return total
+
+    def total_known(self) -> int | None:
+        """:meth:`total_bytes` if it needs no read of the database, else None."""
+        if self._stored_total is None and not self._cleared:
+            return None
+        if not self._cleared and any(key not in self._stored for key in self._pending):
+            return None
+        return self.total_bytes()
 
     def ops(self) -> list[Op]:
         """What the run wrote, in an order that gives the same end state."""

@@ -19,7 +19,7 @@ import functools
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
@@ -62,20 +62,28 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _translate(exc: Exception) -> Exception:
+    """A driver exception as the firehook error to raise instead (``from None``), or itself."""
+    if isinstance(exc, errors.FirehookError):
+        return exc
+    if _integrity(exc):
+        # The constraint's name is enough to say what collided; never the values.
+        return Conflict(f"conflicts with a concurrent write ({constraint(exc)})")
+    if _driver_error(exc):
+        return errors.StoreError(f"database error: {first_line(exc)}")
+    return exc
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Driver exceptions as firehook errors, without parameters."""
     try:
         yield
-    except errors.FirehookError:
-        raise
     except Exception as exc:
-        if _integrity(exc):
-            # The constraint's name is enough to say what collided; never the values.
-            raise Conflict(f"conflicts with a concurrent write ({constraint(exc)})") from None
-        if _driver_error(exc):
-            raise errors.StoreError(f"database error: {first_line(exc)}") from None
-        raise
+        error = _translate(exc)
+        if error is exc:
+            raise
+        raise error from None
 
 
 def constraint(exc: BaseException) -> str:
@@ -95,19 +103,26 @@ class Cursor:
         self.dialect = conn.dialect.name
         self._cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
+    # The statements run for every item of the hot paths: the translation is a try/except of
+    # its own in each method (a context manager per call costs more than a small statement).
+
     def execute(self, text: str, params: Sequence[Any] = (), *, binary: bool = False) -> Cursor:
         """``binary``: send the parameters in PostgreSQL's binary format (arrays of long texts
         are then length-prefixed rather than escaped character by character)."""
-        with translated():
+        try:
             self._cur.execute(_for(self.dialect, text, binary), params)
+        except Exception as exc:
+            _reraise(exc)
         return self
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if not rows:
             return
-        with translated():
+        try:
             self._cur.executemany(_for(self.dialect, text), rows)
+        except Exception as exc:
+            _reraise(exc)
 
     def bulk(self, sqlite_text: str, postgresql_text: str, rows: Iterable[Sequence[Any]]) -> None:
         """The same statement for many rows: ``executemany`` on SQLite (a loop in C), one
@@ -122,12 +137,16 @@ class Cursor:
             self.executemany(sqlite_text, rows)
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        with translated():
+        try:
             return list(self._cur.fetchall())
+        except Exception as exc:
+            _reraise(exc)
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        with translated():
+        try:
             row = self._cur.fetchone()
+        except Exception as exc:
+            _reraise(exc)
         return tuple(row) if row is not None else None
 
     def scalar(self) -> Any:
@@ -140,6 +159,13 @@ class Cursor:
 
     def close(self) -> None:
         self._cur.close()
+
+
+def _reraise(exc: Exception) -> NoReturn:
+    error = _translate(exc)
+    if error is exc:
+        raise exc
+    raise error from None
 
 
 def cursor(conn: sa.Connection) -> Cursor:

@@ -37,8 +37,20 @@ MAX_GROUP = 1000
 
 @dataclass
 class _Item(Generic[T]):
+    """A write and who waits for it: a thread (``future``) or a task of an event loop
+    (``waiter``, resolved on ``loop``: all of a group's at once, one wake-up of that loop)."""
+
     fn: Callable[[sa.Connection], T]
-    future: concurrent.futures.Future[T]
+    future: concurrent.futures.Future[T] | None = None
+    waiter: asyncio.Future[T] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> bool:
+        """False when the caller gave up before the write began (it is then not made)."""
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        assert self.waiter is not None
+        return not self.waiter.cancelled()  # read from this thread: at worst the write is made anyway
 
 
 class _Failed(Exception):
@@ -90,16 +102,19 @@ class Writer:
         # The writer thread's own connection, kept between transactions (writer thread only).
         self._conn: sa.Connection | None = None
 
-    def submit(self, fn: Callable[[sa.Connection], T]) -> concurrent.futures.Future[T]:
-        """Queue a write; the future resolves once it is committed (or failed)."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    def _put(self, item: _Item[Any]) -> None:
         with self._lock:
             if self._closed:
                 raise errors.StoreError("the database writer is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="firehook-writer", daemon=True)
                 self._thread.start()
-            self._queue.put(_Item(fn, future))
+            self._queue.put(item)
+
+    def submit(self, fn: Callable[[sa.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue a write; the future resolves once it is committed (or failed)."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._put(_Item(fn, future=future))
         return future
 
     def call(self, fn: Callable[[sa.Connection], T]) -> T:
@@ -108,7 +123,10 @@ class Writer:
 
     async def run(self, fn: Callable[[sa.Connection], T]) -> T:
         """Write and wait, from the event loop."""
-        return await asyncio.wrap_future(self.submit(fn))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._put(_Item(fn, waiter=waiter, loop=loop))
+        return await waiter
 
     def close(self, timeout: float = 30) -> None:
         """Finish what is queued, then stop the thread."""
@@ -128,23 +146,25 @@ class Writer:
             self._drop()
 
     def _write(self, group: list[_Item[Any]]) -> None:
-        pending = [item for item in group if item.future.set_running_or_notify_cancel()]
-        while pending:
-            try:
-                results = self._transaction(pending)
-            except _Failed as failed:
-                pending[failed.index].future.set_exception(failed.error)
-                del pending[failed.index]
-                continue
-            except BaseException as exc:  # the database failed (or the commit did): all of them
-                if not isinstance(exc, errors.FirehookError):
-                    log.error("event=writer.failed size=%d error=%s", len(pending), type(exc).__name__)
-                for item in pending:
-                    item.future.set_exception(exc)
+        pending = [item for item in group if item.start()]
+        answers: list[tuple[_Item[Any], Any, BaseException | None]] = []
+        try:
+            while pending:
+                try:
+                    results = self._transaction(pending)
+                except _Failed as failed:
+                    answers.append((pending[failed.index], None, failed.error))
+                    del pending[failed.index]
+                    continue
+                except BaseException as exc:  # the database failed (or the commit did): all of them
+                    if not isinstance(exc, errors.FirehookError):
+                        log.error("event=writer.failed size=%d error=%s", len(pending), type(exc).__name__)
+                    answers += [(item, None, exc) for item in pending]
+                    return
+                answers += [(item, result, None) for item, result in zip(pending, results, strict=True)]
                 return
-            for item, result in zip(pending, results, strict=True):
-                item.future.set_result(result)
-            return
+        finally:
+            _answer(answers)
 
     def _transaction(self, items: list[_Item[Any]]) -> list[Any]:
         results: list[Any] = []
@@ -175,3 +195,31 @@ class Writer:
                 conn.close()
             except Exception as exc:  # noqa: BLE001 - a broken connection may fail to close too
                 log.debug("event=writer.close_failed error=%s", type(exc).__name__)
+
+
+def _answer(answers: list[tuple[_Item[Any], Any, BaseException | None]]) -> None:
+    """Resolve the callers' futures: threads' at once, each event loop's in one call on it."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for item, result, error in answers:
+        if item.future is not None:
+            if error is not None:
+                item.future.set_exception(error)
+            else:
+                item.future.set_result(result)
+        elif item.loop is not None and item.waiter is not None:
+            by_loop.setdefault(item.loop, []).append((item.waiter, result, error))
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, waiters)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+def _settle(waiters: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for waiter, result, error in waiters:
+        if waiter.done():  # the caller was cancelled meanwhile
+            continue
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(result)
