@@ -164,6 +164,7 @@ def replay(services: Services, principal: model.Token, project_id: str, activity
             state = body.get("state") or row["doc"]["parameters"]["activity_state"]
             wanted = wanted if wanted is not None else [row["integration_id"]]
         source = store.find_by_pk(conn, source_pk)
+        store.keep_snapshot(conn, source_pk, state)  # the new runs' snapshot holds its body
         snap = store.find_snapshot(conn, source_pk, state)
         if snap is None or source is None:
             reached = sorted(store.snapshot_states(conn, source_pk))

@@ -88,6 +88,7 @@ class _Entry:
     integration_id: str | None
     new: bool
     changed: bool = False
+    stored: str | None = None  # the document's text in the database (None: not stored yet)
 
 
 # Projects known to exist, per database, so a group does not ask again. Safe without expiry:
@@ -180,7 +181,7 @@ class Writer:
         if not found:
             return {}
         states = store.states_reached(self.conn, [pk for pk, _, _ in found.values()])
-        return {key: _Entry(key[0], pk, jsonutil.loads(text), text, states[pk], integration_id, new=False)
+        return {key: _Entry(key[0], pk, jsonutil.loads(text), text, states[pk], integration_id, new=False, stored=text)
                 for key, (pk, integration_id, text) in found.items()}
 
     def _apply(self, item: Item, known: dict[tuple[str, str], _Entry], now: str, order: list[_Entry | fanout.Planned],
@@ -265,18 +266,24 @@ class Writer:
             else:
                 run_pks[id(thing)] = [next(pks) for _ in thing.docs]
                 rows.extend(thing.activity_rows(run_pks[id(thing)]))
+        # An activity posted again as it is stored (its own updated_at included) is not rewritten.
         updates = [(e.doc["state"], e.doc.get("result"), jsonutil.dumps(e.doc.get("environments") or []),
-                    e.doc.get("updated_at") or now, e.text, e.pk) for e in known.values() if e.changed and not e.new]
-        if not rows and not updates:
+                    e.doc.get("updated_at") or now, e.text, e.pk) for e in known.values()
+                   if e.changed and not e.new and e.text != e.stored]
+        if not rows and not updates and not snapshots:
             return  # every document was refused: not even an empty pipeline's round trip
         placed = [fanout.Placed(planned, entry.pk, snapshot_pk, run_pks[id(planned)])  # type: ignore[arg-type]
                   for (entry, _, _, planned), snapshot_pk in zip(snapshots, snapshot_keys, strict=True)
                   if planned is not None]
+        # A snapshot of the document as the group leaves it, which no run is given, leaves its
+        # body to the activity's row (NULL): the document is written once. A later change of
+        # the document writes it out first (store.update_activities).
+        snapshot_rows = [(pk, e.pk, state, None if planned is None and text is e.text else text, now)
+                         for (e, state, text, planned), pk in zip(snapshots, snapshot_keys, strict=True)]
         with store.pipelined(self.conn):
             store.insert_activities(self.conn, rows)
             store.update_activities(self.conn, updates)
-            store.insert_snapshots(self.conn, [(pk, e.pk, state, text, now) for (e, state, text, _), pk
-                                               in zip(snapshots, snapshot_keys, strict=True)])
+            store.insert_snapshots(self.conn, snapshot_rows)
             fanout.insert_runs(self.conn, placed)
         fanout.enqueue(self.conn, placed, self.clock)
 

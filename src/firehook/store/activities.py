@@ -43,6 +43,7 @@ _SNAPSHOT_STATES = sa.select(S.state).where(S.activity_pk == sa.bindparam("pk"))
 
 
 def save(conn: sa.Connection, pk: int, doc: dict[str, Any]) -> None:
+    write_out_snapshots(conn, [pk])
     conn.execute(activities.update().where(A.pk == pk).values(
         state=doc["state"], result=doc.get("result"), environments=jsonutil.dumps(doc.get("environments") or []),
         updated_at=doc["updated_at"], doc=jsonutil.dumps(doc),
@@ -106,10 +107,36 @@ def snapshot_states(conn: sa.Connection, activity_pk: int) -> set[str]:
 
 
 def find_snapshot(conn: sa.Connection, activity_pk: int, state: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        sa.select(snapshots).where(S.activity_pk == activity_pk, S.state == state)
-    ).mappings().first()
+    """The snapshot of ``state``, its ``body`` the document as it was (read with the activity's
+    document in one statement: a body left to it is read as it is now, never half-changed)."""
+    row = conn.execute(_FIND_SNAPSHOT, {"pk": activity_pk, "state": state}).mappings().first()
     return dict(row) if row else None
+
+
+_FIND_SNAPSHOT = (
+    sa.select(S.pk, S.activity_pk, S.state, sa.func.coalesce(S.body, A.doc).label("body"), S.reached_at)
+    .join(activities, A.pk == S.activity_pk)
+    .where(S.activity_pk == sa.bindparam("pk"), S.state == sa.bindparam("state"))
+)
+
+
+def keep_snapshot(conn: sa.Connection, activity_pk: int, state: str) -> None:
+    """Write out the body of a snapshot that leaves it to its activity's document, before a run
+    refers to it (the worker reads a run's snapshot body alone)."""
+    raw.cursor(conn).execute(
+        "UPDATE snapshots SET body = (SELECT a.doc FROM activities a WHERE a.pk = snapshots.activity_pk) "
+        "WHERE activity_pk = ? AND state = ? AND body IS NULL", (activity_pk, state))
+
+
+def write_out_snapshots(conn: sa.Connection, activity_pks: Sequence[int]) -> None:
+    """Before the documents of ``activity_pks`` change, in the same transaction: the snapshots
+    that leave their body to the document get the text it has now (one statement per chunk)."""
+    cur = raw.cursor(conn)
+    unique = list(dict.fromkeys(activity_pks))
+    for start in range(0, len(unique), CHUNK):
+        part = unique[start:start + CHUNK]
+        cur.execute("UPDATE snapshots SET body = (SELECT a.doc FROM activities a WHERE a.pk = snapshots.activity_pk) "
+                    f"WHERE activity_pk IN ({raw.placeholders(len(part))}) AND body IS NULL", part)
 
 
 def get_run(conn: sa.Connection, run_pk: int) -> dict[str, Any] | None:
@@ -263,12 +290,18 @@ def insert_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> N
 
 
 def insert_snapshots(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Snapshots ``(pk, activity_pk, state, body, reached_at)`` (keys from :func:`new_keys`)."""
+    """Snapshots ``(pk, activity_pk, state, body, reached_at)`` (keys from :func:`new_keys`);
+    ``body`` None: the activity's document as this transaction leaves it (which no run of this
+    snapshot may be given: a run's snapshot holds its body)."""
     _insert(conn, "snapshots", SNAPSHOT_COLUMNS, ("bigint", "bigint", "text", "text", "text"), rows)
 
 
 def update_activities(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Rewrite activities: ``(state, result, environments, updated_at, doc, pk)`` each."""
+    """Rewrite activities: ``(state, result, environments, updated_at, doc, pk)`` each; the
+    snapshots that left their body to a document keep the text it had."""
+    if not rows:
+        return
+    write_out_snapshots(conn, [row[-1] for row in rows])
     raw.cursor(conn).bulk(
         "UPDATE activities SET state = ?, result = ?, environments = ?, updated_at = ?, doc = ? WHERE pk = ?",
         "UPDATE activities AS a SET state = v.state, result = v.result, environments = v.environments, "

@@ -78,7 +78,11 @@ snapshots = sa.Table(
     sa.Column("pk", BigId, primary_key=True, autoincrement=True),
     sa.Column("activity_pk", BigId, sa.ForeignKey("activities.pk", ondelete="CASCADE"), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),  # the exact JSON scripts and webhooks get
+    # The exact JSON scripts and webhooks get. NULL: the same text as the activity's current
+    # ``doc`` (a document is stored once while it has not changed since this state); written
+    # out, in the transaction that changes the activity's document, before it changes. A
+    # snapshot any run delivers always holds its body (the worker reads it alone).
+    sa.Column("body", sa.Text, nullable=True),
     sa.Column("reached_at", Stamp, nullable=False),
     sa.UniqueConstraint("activity_pk", "state", name="uq_snapshots_state"),
 )
