@@ -44,7 +44,8 @@ def test_a_document_is_stored_once_until_it_changes(services: Any, admin: model.
                                                   "text": "é pending"})
     pk, text, bodies = _stored(services, "a1")
     assert bodies == {"pending": None}  # no run takes it: the activity's row holds the only copy
-    assert _read(services, pk, "pending") == text == first.raw.decode("utf-8")
+    assert _read(services, pk, "pending") == text == first.text
+    assert first.raw == text.encode("utf-8")
 
     intake.ingest(services, admin, pid, {"id": "a1", "type": "environment.push", "state": "complete",
                                          "text": "done"})

@@ -19,6 +19,7 @@ from typing import Any
 from firehook import errors, model
 from firehook.service import intake
 from firehook.service.core import Services, project_not_found
+from firehook.store import jsonutil
 from firehook.store import projects as project_store
 
 MAX_LINES = 10_000  # documents (non-blank lines) per batch
@@ -83,6 +84,7 @@ class BatchIngest:
 
     def _take(self, data: bytes) -> None:
         start = 0
+        buffer: jsonutil.StrictBuffer | None = None  # the lines whole in this piece, read in place
         while not self.stopped:
             end = data.find(b"\n", start)
             if end < 0:
@@ -105,11 +107,15 @@ class BatchIngest:
                 self.tail.clear()
                 self._line(line)
             elif end > start:
-                self._line(data[start:end])
+                if buffer is None:
+                    buffer = jsonutil.StrictBuffer(data)
+                self._parsed(intake.parse_in(buffer, self.number, start, end, self.line_limit))
             start = end + 1
 
     def _line(self, line: bytes) -> None:
-        parsed = intake.parse_line(line, self.number, self.line_limit)
+        self._parsed(intake.parse_line(line, self.number, self.line_limit))
+
+    def _parsed(self, parsed: intake.Line | None) -> None:
         if parsed is None:
             return  # a blank line
         if self.documents >= MAX_LINES:
@@ -142,7 +148,7 @@ class BatchIngest:
     def _flush(self) -> None:
         if not self.chunk:
             return
-        outcomes = intake.write(self.services, [intake.Item(self.project_id, doc, self.token_hash)
+        outcomes = intake.write(self.services, [intake.Item(self.project_id, doc, self.token_hash, answered=False)
                                                 for _, doc in self.chunk])
         refused = next((o for o in outcomes if isinstance(o, errors.Unauthorized)), None)
         if refused is not None and not any("id" in r for r in self.results.values()):

@@ -42,11 +42,12 @@ class Accepted:
     doc: dict[str, Any]
     created: bool
     runs: list[dict[str, Any]]
-    raw: bytes  # the document's JSON as stored, in UTF-8
+    text: str  # the document's JSON as stored
+    raw: bytes | None = None  # that text in UTF-8, kept when the caller answers with it (Item.answered)
 
     def answer_bytes(self) -> bytes:
         """The answer's JSON, reusing the document's stored text rather than serialising it again."""
-        entity = self.raw
+        entity = self.raw if self.raw is not None else self.text.encode("utf-8")
         head = b'{"status":"created","code":201,' if self.created else b'{"status":"updated","code":200,'
         return head + b'"_embedded":{"entity":' + entity + b',"runs":' + jsonutil.answer(self.runs) + b"}}"
 
@@ -70,6 +71,9 @@ class Item:
     doc: dict[str, Any]
     token_hash: str | None = None
     patch_of: str | None = None  # PATCH: the id of the activity the fields merge into
+    # Whether the caller answers with the stored document (its UTF-8 bytes are kept for that); a
+    # batch, which answers ids only, does not keep a third copy of each 20 KB document meanwhile.
+    answered: bool = True
 
 
 Outcome = Accepted | errors.FirehookError
@@ -247,7 +251,7 @@ class Writer:
             if planned is not None:
                 order.append(planned)
                 runs = planned.summary()
-        return Accepted(doc=doc, created=created, runs=runs, raw=raw)
+        return Accepted(doc=doc, created=created, runs=runs, text=text, raw=raw if item.answered else None)
 
     def _flush(self, known: dict[tuple[str, str], _Entry], now: str, order: list[_Entry | fanout.Planned],
                snapshots: list[tuple[_Entry, str, str, fanout.Planned | None]]) -> None:
@@ -422,6 +426,11 @@ def iter_ndjson(data: bytes, max_line_bytes: int) -> Iterator[Line]:
 def parse_line(line: bytes, number: int, limit: int) -> Line | None:
     """One NDJSON line (without its newline) as :func:`iter_ndjson` reads it; None when blank."""
     return _line(jsonutil.StrictBuffer(line), number, 0, len(line), limit) if line else None
+
+
+def parse_in(buffer: jsonutil.StrictBuffer, number: int, start: int, end: int, limit: int) -> Line | None:
+    """:func:`parse_line` of ``buffer.data[start:end]``, read in place (no copy of the line)."""
+    return _line(buffer, number, start, end, limit) if end > start else None
 
 
 def _line(buffer: jsonutil.StrictBuffer, number: int, start: int, end: int, limit: int) -> Line | None:
