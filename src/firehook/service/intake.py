@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -303,27 +304,32 @@ def _links_of(sent: Any, own: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def write(services: Services, items: Sequence[Item]) -> list[Outcome]:
+Transaction = Callable[[], AbstractContextManager[sa.Connection]]
+
+
+def write(services: Services, items: Sequence[Item], transaction: Transaction | None = None) -> list[Outcome]:
     """Write ``items`` in one transaction; when a statement fails, each alone (one savepoint
     each, in one transaction), so only the faulty one fails. One outcome per item, in order;
-    every outcome is final (committed) when this returns."""
+    every outcome is final (committed) when this returns. ``transaction``: how to open a write
+    transaction (default ``services.database.write``; the group commit's keeps its connection)."""
     if not items:
         return []
+    transaction = transaction or services.database.write
     try:
-        with services.database.write() as conn:
+        with transaction() as conn:
             writer = Writer(services, conn)
             outcomes = writer.write(items)
             writer.close()
         return outcomes
     except Exception as exc:  # the whole transaction rolled back: nothing of it is stored
         log.warning("event=intake.group_isolated size=%d error=%s", len(items), _safe_reason(exc))
-    return _write_isolated(services, items)
+    return _write_isolated(services, items, transaction)
 
 
-def _write_isolated(services: Services, items: Sequence[Item]) -> list[Outcome]:
+def _write_isolated(services: Services, items: Sequence[Item], transaction: Transaction) -> list[Outcome]:
     outcomes: list[Outcome] = []
     try:
-        with services.database.write() as conn:
+        with transaction() as conn:
             for item in items:
                 outcomes.append(_write_alone(services, conn, item))
     except Exception as exc:  # the commit itself failed: nothing of the group is stored
