@@ -68,3 +68,25 @@ def test_group_size_bound(services: Any, size: int) -> None:
     futures = [writer.submit(header, "g", {"type": "environment.push"}) for _ in range(5)]
     writer.close()
     assert [f.exception() for f in futures] == [None] * 5
+
+
+def test_a_broken_kept_connection_is_replaced(services: Any) -> None:
+    """The writer keeps its connection between groups; when it breaks (the database restarted,
+    the socket died) the group is written on a new one and nothing is lost."""
+    projects.create(services, ADMIN, {"id": "g", "title": "Group"})
+    header = "Bearer " + tokens.create(services, ADMIN, {})["token"]
+    writer = group_commit.GroupCommit(services)
+    try:
+        writer.submit(header, "g", {"id": "first", "type": "environment.push"}).result(timeout=30)
+        kept = writer._conn
+        assert kept is not None
+        kept.connection.driver_connection.close()  # type: ignore[union-attr]
+        accepted = writer.submit(header, "g", {"id": "second", "type": "environment.push"}).result(timeout=30)
+        assert accepted.created
+        assert writer._conn is not None and writer._conn is not kept
+        writer.submit(header, "g", {"id": "third", "type": "environment.push"}).result(timeout=30)
+    finally:
+        writer.close()
+    assert writer._conn is None  # closed with the writer
+    stored = {a["id"] for a in activities.list_(services, ADMIN, "g", {})}
+    assert stored == {"first", "second", "third"}
