@@ -3,7 +3,8 @@
 The codings are urllib3's (what ``fetch`` decoded before it had its own client): ``gzip``
 (``x-gzip``; several members, trailing garbage after the first ignored), ``deflate`` (zlib
 framing, or raw deflate as some servers send), and ``br`` or ``zstd`` only when their library is
-installed (``brotli``/``brotlicffi``, ``backports.zstd``/``compression.zstd``). A list of codings
+installed (``brotli`` 1.2 or later, which can bound its output; ``backports.zstd``/
+``compression.zstd``). A list of codings
 (``gzip, br``) is undone last first; when one of them is not known the body is left as it came.
 
 No stage produces more than ``limit`` bytes in all (a decompression bomb stops at the limit,
@@ -126,18 +127,27 @@ class _Deflate(_Stage):
         return self._count(self._obj.flush())
 
 
+def _brotli_bounded() -> bool:
+    """Whether the installed brotli library can bound what one call decodes (Brotli 1.2 and
+    later). Without that bound a few kilobytes of ``br`` could expand to gigabytes before they
+    were counted, so such a library is not used and ``br`` bodies are kept as they came."""
+    if brotli is None:
+        return False
+    try:
+        brotli.Decompressor().process(b"", output_buffer_limit=1)
+    except Exception:  # noqa: BLE001 - TypeError (no such keyword), no process(), anything else
+        return False
+    return True
+
+
 class _Brotli(_Stage):
     def __init__(self, limit: int) -> None:
         super().__init__(limit)
         self._obj = brotli.Decompressor()
-        self._process = getattr(self._obj, "process", None) or self._obj.decompress
 
     def decode(self, data: bytes) -> bytes:
         try:
-            try:
-                out = self._process(data, output_buffer_limit=self.room())
-            except TypeError:  # Brotli < 1.2: no output bound
-                out = self._process(data)
+            out = self._obj.process(data, output_buffer_limit=self.room())
         except brotli.error as exc:
             raise Undecodable(f"the br body is corrupt ({exc})") from None
         return self._count(out)
@@ -162,7 +172,8 @@ class _Zstd(_Stage):
 
 
 _STAGES: dict[str, type[_Stage]] = {"gzip": _Gzip, "x-gzip": _Gzip, "deflate": _Deflate}
-if brotli is not None:
+BROTLI_BOUNDED = _brotli_bounded()
+if BROTLI_BOUNDED:
     _STAGES["br"] = _Brotli
 if zstd is not None:
     _STAGES["zstd"] = _Zstd

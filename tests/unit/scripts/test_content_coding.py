@@ -49,7 +49,7 @@ def test_unknown_codings_leave_the_body_as_it_came(coding: str) -> None:
 
 
 def test_br_and_zstd_only_with_their_library() -> None:
-    assert (content_coding.decoder("br", 10) is None) == (content_coding.brotli is None)
+    assert (content_coding.decoder("br", 10) is None) == (not content_coding.BROTLI_BOUNDED)
     assert (content_coding.decoder("zstd", 10) is None) == (content_coding.zstd is None)
 
 
@@ -70,3 +70,15 @@ def test_corrupt_bodies_are_undecodable() -> None:
         decode("gzip", b"plain text, not gzip")
     with pytest.raises(content_coding.Undecodable, match="the deflate body is corrupt"):
         decode("deflate", b"\xff" * 64)
+
+
+def test_a_brotli_library_that_cannot_bound_its_output_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unbounded:  # brotlicffi and Brotli < 1.2: process() takes no output_buffer_limit
+        class Decompressor:
+            def process(self, data: bytes) -> bytes:
+                return data
+
+    monkeypatch.setattr(content_coding, "brotli", Unbounded)
+    assert content_coding._brotli_bounded() is False
+    monkeypatch.setattr(content_coding, "brotli", None)
+    assert content_coding._brotli_bounded() is False
