@@ -53,7 +53,7 @@ class ScriptExecutor:
         ops = storage.ops()
         return Outcome(result=model.Result.SUCCESS.value if result.success else model.Result.FAILURE.value,
                        storage=ops, storage_total=storage.total_known() if ops else None,
-                       began_at=result.began_at)
+                       storage_used=storage.touched, began_at=result.began_at)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

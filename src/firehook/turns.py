@@ -14,7 +14,9 @@ Two layers, because a run's storage writes are recorded with its outcome, after 
   claim that just took one of its runs is committed.
 - **Within the worker**, an asyncio lock per integration: the runs it holds execute one after
   the other, in claim order (which is queue order), and each keeps its turn until its outcome
-  is recorded.
+  and storage writes are handed to the recorder; the next run reads those writes from
+  :mod:`firehook.handover` until they are committed (a run whose writes cannot be handed over
+  keeps its turn until they are).
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ class Outcome:
     attempt: model.Attempt | None = None
     storage: Sequence[tuple[str, ...]] = ()  # a script's storage writes, recorded with the outcome
     storage_total: int | None = None  # the bytes its integration stores after them, when known
+    storage_used: bool = False  # whether a script called its storage at all (read or write)
     began_at: float | None = None  # when the execution itself began (epoch seconds), if later than the claim
 
 
@@ -321,13 +322,22 @@ class Worker:
                                           disable_after=float(self.settings.webhook_disable_after),
                                           integration_id=ctx.integration.id,
                                           was_failing=ctx.integration.failing_since is not None)
+            if not outcome.storage_used:
+                # It read nothing of the earlier runs' writes: it is recorded whatever becomes of
+                # them (and never executed again because one of them was not recorded).
+                requires = ()
             entry = None
             if turn is not None and outcome.storage and outcome.storage_total is not None:
                 entry = self.handover.add(turn, job.id, outcome.storage, outcome.storage_total)
-            return self._hand(recording.Finished(
-                job=job, result=outcome.result, retry_at=outcome.retry_at, storage=outcome.storage, turn=turn,
-                began_at=outcome.began_at, logs=lines, attempt=outcome.attempt, health=health, started=loaded,
-                requires=requires, entry=entry), loaded)
+            try:
+                return self._hand(recording.Finished(
+                    job=job, result=outcome.result, retry_at=outcome.retry_at, storage=outcome.storage, turn=turn,
+                    began_at=outcome.began_at, logs=lines, attempt=outcome.attempt, health=health, started=loaded,
+                    requires=requires, entry=entry), loaded)
+            except BaseException:
+                if entry is not None:  # never handed: later runs must not wait on it for ever
+                    self.handover.settle(entry, recorded=False)
+                raise
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -105,3 +105,17 @@ def test_freed_slots_are_claimed_in_batches(tmp_path: Any, database_url: str) ->
         assert worker.worker.claim_rounds <= 1 + (40 - 16) // batch + 1, worker.worker.claim_rounds
     finally:
         services.database.dispose()
+
+
+def test_a_run_storage_says_whether_the_run_used_it(services: Any) -> None:
+    """A run that never called its storage depends on no earlier run's writes (the worker then
+    records it whatever becomes of those): any call at all, a read included, counts."""
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": "1"})
+    base = kv.Base({"counter": "1"}, False, 8)
+    assert kv.RunStorage(services.database, hook["id"], base).touched is False
+    for use in (lambda s: s.get("counter"), lambda s: s.set("k", "1"), lambda s: s.remove("k"),
+                lambda s: s.clear(), lambda s: s.total_bytes()):
+        run = kv.RunStorage(services.database, hook["id"], base)
+        use(run)
+        assert run.touched is True

@@ -96,6 +96,9 @@ class RunStorage:
         self._stored: dict[str, str | None] = {}  # key → value before this run, as read
         self._cleared = False
         self._stored_total: int | None = None  # bytes before this run, when first asked
+        # Whether the run used its storage at all: only then can its outcome depend on the
+        # earlier runs' writes in ``base`` (a run that never called storage depends on nothing).
+        self.touched = False
         if base is not None:
             self._stored.update(base.entries)
             self._stored_total = base.total
@@ -116,21 +119,26 @@ class RunStorage:
         return self._stored[key]
 
     def get(self, key: str) -> str | None:
+        self.touched = True
         if key in self._pending:
             return self._pending[key]
         return None if self._cleared else self._read(key)
 
     def set(self, key: str, encoded: str) -> None:
+        self.touched = True
         self._pending[key] = encoded
 
     def remove(self, key: str) -> None:
+        self.touched = True
         self._pending[key] = None
 
     def clear(self) -> None:
+        self.touched = True
         self._pending.clear()
         self._cleared = True
 
     def total_bytes(self) -> int:
+        self.touched = True
         if self._stored_total is None and not self._cleared:
             with self.database.read() as conn:
                 self._stored_total = _total(conn, self.integration_id)
