@@ -4,7 +4,8 @@ Every hop (the first request and each redirect) goes through the outbound guard:
 resolved once, every address checked, and the connection made to a checked address (pinned)
 while the ``Host`` header, TLS SNI and certificate check keep the name, so DNS rebinding cannot
 swap a private address in between. Time spent here counts toward the run's wall clock: each
-connect, send and read waits at most ``min(fetch_timeout, time left)``.
+connect, send and read waits at most until the call's own limit (``fetch_timeout`` from the
+call's start, redirects included) or the run's end, whichever comes first.
 
 The wire is ``http_client``'s (HTTP/1.1, one ``sendall`` per request), the body's
 ``Content-Encoding`` ``content_coding``'s; ``fetch_max_bytes`` bounds the decoded body.
@@ -180,6 +181,7 @@ class Fetcher:
         self._allow = tuple(allow)
         self._made_guard: outbound.Guard | None = None
         self._timeout = timeout
+        self._call_deadline = 0.0  # set by each fetch call
         self._max_bytes = max_bytes
         self._time_left = time_left
 
@@ -192,13 +194,20 @@ class Fetcher:
         return self._made_guard
 
     def _wait(self) -> float:
+        """How long the next connect, send or receive may wait: until the call's own limit
+        (``fetch_timeout`` from the call's start, redirects included) or the run's, whichever
+        comes first."""
         left = self._time_left()
         if left <= 0:
             raise OutOfTime()
-        return min(self._timeout, left)
+        call_left = self._call_deadline - time.monotonic()
+        if call_left <= 0:
+            raise NetworkError(f"timed out: the call took longer than {self._timeout:g} s")
+        return min(call_left, left)
 
     def fetch(self, request: FetchRequest) -> FetchResponse:
         """Send ``request``, following redirects per ``request.redirect``."""
+        self._call_deadline = time.monotonic() + self._timeout
         method = normalise_method(request.method)
         if not method or not set(method) <= _TOKEN:
             raise NetworkError(f"invalid method {method!r}: a method is letters, digits and !#$%&'*+-.^_`|~ only")
@@ -220,7 +229,11 @@ class Fetcher:
                 return response
             if request.redirect == "error":
                 raise NetworkError(f"redirect to {location} refused: the redirect mode is 'error'")
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+                urlsplit(url).port  # noqa: B018 - a port out of range raises here
+            except ValueError:
+                raise NetworkError(f"the server redirected to an invalid URL {location[:200]!r}") from None
             # Per WHATWG fetch: 303 turns any method but HEAD into GET; 301/302 turn POST into GET.
             if (response.status == 303 and method != "HEAD") or (
                 response.status in (301, 302) and method == "POST"

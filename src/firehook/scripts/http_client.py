@@ -6,7 +6,7 @@ most 64 KiB and 100 lines (folded lines joined, lines that are not ``name: value
 interim 1xx responses skipped, then a body framed by ``Transfer-Encoding: chunked`` (which wins
 over ``Content-Length``), ``Content-Length`` or the end of the connection; none after HEAD, 204
 and 304. Every connect, send and receive waits at most what ``wait()`` answers, asked again each
-time (``fetch``'s ``min(fetch_timeout, time left)``; it raises when no time is left).
+time (``fetch``: until the call's limit or the run's end; it raises when no time is left).
 
 https: the ``ssl`` module's default context (the system's CAs, ``CERT_REQUIRED``, the host name
 checked) with the URL's host as the TLS name while the socket connects to the checked address

@@ -352,6 +352,26 @@ def test_a_dripping_server_cannot_outlast_the_run(serve: Serve) -> None:
             get(server.url(), timeout=30.0, seconds=0.5)
 
 
+def test_a_dripping_server_cannot_outlast_the_limit_per_call(serve: Serve) -> None:
+    def drip_body(peer: Peer) -> None:
+        peer.request()
+        peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(10_000):
+            peer.send(b"1\r\nx\r\n")
+            time.sleep(0.02)
+
+    server = serve(drip_body)
+    # Each receive is quick; the call as a whole passes its limit long before the run's 30 s.
+    with pytest.raises(fetch.NetworkError, match="^timed out"):  # a receive or the call's own limit
+        get(server.url(), timeout=0.3, seconds=30.0)
+
+
+def test_a_redirect_to_an_invalid_url_is_the_servers_fault(serve: Serve) -> None:
+    server = serve(answering(b"HTTP/1.1 302 Found\r\nLocation: http://[bad\r\nContent-Length: 0\r\n\r\n"))
+    with pytest.raises(fetch.NetworkError, match="redirected to an invalid URL 'http://\\[bad'"):
+        get(server.url())
+
+
 def test_a_silent_server_times_the_call_out(serve: Serve) -> None:
     server = serve(lambda peer: peer.request() and time.sleep(5))
     with pytest.raises(fetch.NetworkError, match="^timed out waiting for 127.0.0.1$"):
