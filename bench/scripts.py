@@ -137,12 +137,17 @@ async def _warm_up(session: aiohttp.ClientSession, fleet: common.Fleet, doc: dic
     # The standby spare is started once the pool is in use: wait until every script process
     # is idle (its CPU time unchanged over half a second), so that none builds its engine
     # inside the measurement.
+    quiet = 0
     while time.monotonic() < deadline:
         before = _script_process_cpu(fleet)
         await asyncio.sleep(0.5)
         after = _script_process_cpu(fleet)
-        if len(after) > (os.cpu_count() or 1) and after == before:  # the pool and its spare
+        quiet = quiet + 1 if after and after == before else 0
+        # The pool (one process per core) and its spare; or, whatever their number, 5 s quiet.
+        if quiet and (len(after) > (os.cpu_count() or 1) or quiet >= 10):
             break
+    else:
+        problems.append("the script processes were still starting 120 s after the warm-up runs")
     return runs
 
 

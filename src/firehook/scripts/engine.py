@@ -173,7 +173,11 @@ class Sandbox:
         guest.host_call = self._host_call  # type: ignore[attr-defined]
         guest.host_answer = self._host_answer  # type: ignore[attr-defined]
         guest.host_interrupt = self._host_interrupt  # type: ignore[attr-defined]
-        guest.store.set_limits(memory_size=memory_bytes)
+        try:
+            guest.store.set_limits(memory_size=memory_bytes)
+        except BaseException:
+            guest.close()
+            raise
 
     # ---- the guest's imports (never raise into it: fastpath's callbacks fail closed) -------
 

@@ -412,6 +412,21 @@ class _Idle:
             OrderedDict()
         )
         self._lock = threading.Lock()
+        self._swept = time.monotonic()
+
+    def _sweep(self, oldest: float) -> None:
+        """Close the connections idle since before ``oldest``, whatever their key (a key that
+        is never asked for again would keep its sockets open otherwise). Under the lock."""
+        for key in list(self._idle):
+            stack = self._idle[key]
+            kept = [c for c in stack if c.idle_since >= oldest]
+            for conn in stack:
+                if conn.idle_since < oldest:
+                    conn.close()
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]
 
     def take(self, key: tuple[str, str, int, str]) -> http_client.Connection | None:
         oldest = time.monotonic() - _KEEPALIVE
@@ -429,8 +444,11 @@ class _Idle:
         return None
 
     def put(self, key: tuple[str, str, int, str], conn: http_client.Connection) -> None:
-        conn.idle_since = time.monotonic()
+        conn.idle_since = now = time.monotonic()
         with self._lock:
+            if now - self._swept > _KEEPALIVE:
+                self._sweep(now - _KEEPALIVE)
+                self._swept = now
             stack = self._idle.get(key)
             if stack is None:
                 stack = self._idle[key] = []

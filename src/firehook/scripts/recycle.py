@@ -119,7 +119,9 @@ class Recycler:
         """One byte per page of ``[base, base + size)``: ``1`` if present or swapped."""
         try:
             if self._pagemap is None:
-                self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                with self._lock:  # two threads' first restores would open it twice
+                    if self._pagemap is None:
+                        self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             pages = size // PAGE
             entries = os.pread(self._pagemap, pages * 8, (base // PAGE) * 8)
         except OSError:

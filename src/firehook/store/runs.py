@@ -48,8 +48,11 @@ def load(conn: sa.Connection, run_pks: Sequence[int]) -> dict[int, RunRow]:
     snapshots = list({int(row[6]) for row in found})
     for start in range(0, len(snapshots), CHUNK):
         part = snapshots[start:start + CHUNK]
+        # A body left to its activity (NULL: migration 0006) is the activity's document; runs are
+        # only created for snapshots that hold theirs, but a run never reads the wrong one.
         bodies.update((int(pk), body) for pk, body in cur.execute(
-            f"SELECT pk, body FROM snapshots WHERE pk IN ({raw.placeholders(len(part))})", part).fetchall())
+            "SELECT s.pk, coalesce(s.body, a.doc) FROM snapshots s JOIN activities a ON a.pk = s.activity_pk "
+            f"WHERE s.pk IN ({raw.placeholders(len(part))})", part).fetchall())
     out: dict[int, RunRow] = {}
     for pk, doc, integration_id, attempts, queued_at, started_at, snapshot_pk in found:
         body = bodies.get(int(snapshot_pk))

@@ -328,6 +328,25 @@ def test_the_idle_connections_are_bounded_least_recently_used_first(monkeypatch)
     assert idle.take(("http", "c", 80, "")) is None
 
 
+def test_connections_idle_past_the_keep_alive_are_closed_whatever_their_key(monkeypatch) -> None:
+    import socket
+
+    clock = [1000.0]
+    monkeypatch.setattr(fetch.time, "monotonic", lambda: clock[0])
+    idle = fetch._Idle()
+    ours, theirs = socket.socketpair()
+    old = http_client.Connection(ours, "h")
+    idle.put(("http", "a", 80, ""), old)  # a key nobody asks for again
+    clock[0] += fetch._KEEPALIVE + 1
+    ours2, theirs2 = socket.socketpair()
+    idle.put(("http", "b", 80, ""), http_client.Connection(ours2, "h"))  # another key's put sweeps
+    assert old.sock.fileno() == -1
+    assert idle.take(("http", "a", 80, "")) is None
+    assert idle.take(("http", "b", 80, "")) is not None
+    for sock in (theirs, theirs2, ours2):
+        sock.close()
+
+
 # -- time ----------------------------------------------------------------------------------------------
 
 
