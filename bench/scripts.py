@@ -119,12 +119,9 @@ async def _warm_up(session: aiohttp.ClientSession, fleet: common.Fleet, doc: dic
     """Runs posted and finished before the measurement: every script process of the pool
     (and its standby spare) started and has run a script. Returns how many runs."""
     ndjson = b"\n".join([common.dumps(doc)] * WARM_UP_LINES) + b"\n"
-    headers = {"Authorization": f"Bearer {fleet.token}", "Content-Type": "application/x-ndjson"}
-    async with session.post(f"{fleet.base_url}/api/projects/{common.PROJECT}/activities:batch",
-                            data=ndjson, headers=headers) as response:
-        answer = json.loads(await response.read())
-    if response.status != 200 or answer.get("accepted") != WARM_UP_LINES:
-        problems.append(f"the warm-up batch answered {response.status}: {str(answer)[:300]}")
+    refused = await _post_batch(session, fleet, ndjson, WARM_UP_LINES)
+    if refused:
+        problems.append(f"the warm-up {refused}")
         return 0
     runs = WARM_UP_LINES * INTEGRATIONS
     deadline = time.monotonic() + 120
@@ -149,6 +146,17 @@ async def _warm_up(session: aiohttp.ClientSession, fleet: common.Fleet, doc: dic
     else:
         problems.append("the script processes were still starting 120 s after the warm-up runs")
     return runs
+
+
+async def _post_batch(session: aiohttp.ClientSession, fleet: common.Fleet, ndjson: bytes, lines: int) -> str | None:
+    """Post one NDJSON batch; what went wrong, or None when every line was accepted."""
+    headers = {"Authorization": f"Bearer {fleet.token}", "Content-Type": "application/x-ndjson"}
+    async with session.post(f"{fleet.base_url}/api/projects/{common.PROJECT}/activities:batch",
+                            data=ndjson, headers=headers) as response:
+        answer = json.loads(await response.read())
+    if response.status != 200 or answer.get("accepted") != lines:
+        return f"batch answered {response.status}: {str(answer)[:300]}"
+    return None
 
 
 def _script_process_cpu(fleet: common.Fleet) -> dict[int, float]:
@@ -202,12 +210,9 @@ async def _serve_runs(cfg: common.Config, url: str, activity: str, profiler: Pro
                             await asyncio.sleep(0.05)
                         if time.monotonic() > feed_deadline:
                             break
-                        headers = {"Authorization": f"Bearer {fleet.token}", "Content-Type": "application/x-ndjson"}
-                        async with session.post(f"{fleet.base_url}/api/projects/{common.PROJECT}/activities:batch",
-                                                data=ndjson, headers=headers) as response:
-                            answer = json.loads(await response.read())
-                        if response.status != 200 or answer.get("accepted") != lines:
-                            problems.append(f"batch answered {response.status}: {str(answer)[:300]}")
+                        refused = await _post_batch(session, fleet, ndjson, lines)
+                        if refused:
+                            problems.append(refused)
                             break
                         posted += lines * INTEGRATIONS
                     drain_deadline = time.monotonic() + cfg.fanout_drain_seconds

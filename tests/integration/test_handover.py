@@ -76,13 +76,18 @@ def _finished(job: Any, loaded: Any, turn: str, ops: list[kv.Op], requires: tupl
                               requires=requires, entry=entry, logs=[("2026-01-01T00:00:00.000000Z", "ran")])
 
 
-def test_a_run_that_read_writes_never_recorded_goes_back_to_the_queue(services: Any) -> None:
+def _three_claimed_runs(services: Any) -> tuple[dict[str, Any], str, turns.Turns, handover.Handover, list[Any]]:
+    """A script integration and three of its runs claimed by one worker (owner ``me:1``)."""
     projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
     hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": "1"})
     owner = "me:1"
     mine = turns.Turns(owner)
-    pending = handover.Handover()
-    (job1, loaded1), (job2, loaded2), (job3, loaded3) = _claim(services, owner, mine, 3)
+    return hook, owner, mine, handover.Handover(), list(_claim(services, owner, mine, 3))
+
+
+def test_a_run_that_read_writes_never_recorded_goes_back_to_the_queue(services: Any) -> None:
+    hook, owner, mine, pending, claimed = _three_claimed_runs(services)
+    (job1, loaded1), (job2, loaded2), (job3, loaded3) = claimed
     entry1 = pending.add(hook["id"], job1.id, [("set", "counter", "1")], 8)
     _, requires2 = pending.base(hook["id"])
     entry2 = pending.add(hook["id"], job2.id, [("set", "counter", "2")], 8)
@@ -111,12 +116,8 @@ def test_a_run_that_read_writes_never_recorded_goes_back_to_the_queue(services: 
 
 
 def test_a_run_that_read_writes_recorded_before_or_with_it_is_recorded(services: Any) -> None:
-    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
-    hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": "1"})
-    owner = "me:1"
-    mine = turns.Turns(owner)
-    pending = handover.Handover()
-    (job1, loaded1), (job2, loaded2), (job3, loaded3) = _claim(services, owner, mine, 3)
+    hook, owner, mine, pending, claimed = _three_claimed_runs(services)
+    (job1, loaded1), (job2, loaded2), (job3, loaded3) = claimed
     entry1 = pending.add(hook["id"], job1.id, [("set", "counter", "1")], 8)
     with services.database.write() as conn:
         assert recording.finish_many_on(conn, [_finished(job1, loaded1, hook["id"], [("set", "counter", "1")],

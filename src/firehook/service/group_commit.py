@@ -102,11 +102,7 @@ class GroupCommit:
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception as exc:  # noqa: BLE001 - a broken connection may fail to close too
-                log.debug("event=intake.close_failed error=%s", type(exc).__name__)
+        self.services.database.close_kept(conn)
 
     def _write(self, group: list[_Waiting]) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from sqlalchemy import event, exc
 from firehook import errors
 from firehook.store import raw
 
+log = logging.getLogger("firehook.store")
 
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` and select the psycopg 3 driver."""
@@ -111,6 +113,17 @@ class Database:
         """A connection of the pool, for :meth:`write_on`."""
         with _translated():
             return self.engine.connect()
+
+    @staticmethod
+    def close_kept(conn: sa.Connection | None) -> None:
+        """Close a connection kept for :meth:`write_on` after a failed transaction, whatever
+        state it is in (a broken one may fail to close too)."""
+        if conn is None:
+            return
+        try:
+            conn.close()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("event=store.close_failed error=%s", type(exc).__name__)
 
     @contextlib.contextmanager
     def _file_lock_held(self) -> Iterator[None]:

@@ -190,11 +190,7 @@ class Writer:
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception as exc:  # noqa: BLE001 - a broken connection may fail to close too
-                log.debug("event=writer.close_failed error=%s", type(exc).__name__)
+        self.database.close_kept(conn)
 
 
 def _answer(answers: list[tuple[_Item[Any], Any, BaseException | None]]) -> None:
