@@ -3,8 +3,9 @@
 Evaluating Underscore and the prelude costs ~13 ms per run; copying the heap they leave
 behind costs a fraction of that. The image is a whole-memory snapshot of a guest that ran
 them, taken between two calls into it (so its stack is empty and its stack pointer, which is
-not in memory, is at its start), stored as the 4 KiB pages that differ from a freshly
-instantiated guest: a new instance already holds the rest, so only those pages are written.
+not in memory, is at its start), kept whole, with the spans of 4 KiB pages where it differs
+from a freshly instantiated guest: a new instance already holds the rest, so only those spans
+are written into it (a used guest is restored from the whole, :mod:`recycle`).
 The guest's engine state is all in its linear memory, so a copy of that memory is a copy of
 the engine.
 """
@@ -29,11 +30,16 @@ _WASM_PAGE = 65536
 
 @dataclass(frozen=True)
 class HeapImage:
-    """What to write into a fresh instance's linear memory to give it the prelude's heap."""
+    """The prelude's heap: the whole memory, and where it differs from a fresh instance."""
 
     size: int
-    runs: tuple[tuple[int, bytes], ...]  # (offset, bytes) that differ from a fresh instance
-    heap: bytes  # the whole memory: what a used guest is restored to (:mod:`recycle`)
+    heap: bytes  # the whole memory: written in part into new guests, in full to restore used ones
+    spans: tuple[tuple[int, int], ...]  # (offset, length) where it differs from a fresh instance
+
+    @property
+    def address(self) -> int:
+        """Where :attr:`heap`'s bytes are (they stay put: the bytes object is immutable)."""
+        return ctypes.cast(ctypes.c_char_p(self.heap), ctypes.c_void_p).value or 0
 
     def write_into(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
         """Make ``memory`` (of a guest never called yet) equal to the image."""
@@ -43,13 +49,14 @@ class HeapImage:
         base = ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value
         if base is None:
             raise RuntimeError("guest memory has no address")
-        for offset, data in self.runs:
-            ctypes.memmove(base + offset, data, len(data))
+        source = self.address
+        for offset, length in self.spans:
+            ctypes.memmove(base + offset, source + offset, length)
 
 
-def _diff_runs(image: bytes, fresh: bytes) -> tuple[tuple[int, bytes], ...]:
+def _diff_spans(image: bytes, fresh: bytes) -> tuple[tuple[int, int], ...]:
     """Runs of consecutive pages where ``image`` differs from ``fresh`` (zeros past its end)."""
-    runs: list[tuple[int, bytes]] = []
+    spans: list[tuple[int, int]] = []
     start: int | None = None
     zero = bytes(_PAGE)
     for offset in range(0, len(image), _PAGE):
@@ -59,11 +66,11 @@ def _diff_runs(image: bytes, fresh: bytes) -> tuple[tuple[int, bytes], ...]:
             if start is None:
                 start = offset
         elif start is not None:
-            runs.append((start, image[start:offset]))
+            spans.append((start, offset - start))
             start = None
     if start is not None:
-        runs.append((start, image[start:]))
-    return tuple(runs)
+        spans.append((start, len(image) - start))
+    return tuple(spans)
 
 
 def build(heap: bytes, fresh_memory: Callable[[], bytes]) -> HeapImage:
@@ -72,8 +79,9 @@ def build(heap: bytes, fresh_memory: Callable[[], bytes]) -> HeapImage:
     fresh = fresh_memory()
     # The page diff is only sound if every fresh instance starts identical; if they do not,
     # the whole image is written.
-    runs = _diff_runs(heap, fresh) if fresh_memory() == fresh else ((0, heap),)
-    return HeapImage(size=len(heap), runs=runs, heap=bytes(heap))
+    heap = bytes(heap)
+    spans = _diff_spans(heap, fresh) if fresh_memory() == fresh else ((0, len(heap)),)
+    return HeapImage(size=len(heap), heap=heap, spans=spans)
 
 
 _image: HeapImage | None = None

@@ -54,8 +54,7 @@ class Recycler:
 
     def __init__(self, image: HeapImage) -> None:
         self._image = image
-        self._heap = image.heap  # referenced here: memmove reads from its buffer
-        self._heap_address = ctypes.cast(ctypes.c_char_p(self._heap), ctypes.c_void_p).value or 0
+        self._heap_address = image.address  # the image keeps its bytes alive
         self._ready: list[fastpath.Guest] = []
         self._lock = threading.Lock()
         self._pagemap: int | None = None

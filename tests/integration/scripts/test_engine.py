@@ -22,8 +22,8 @@ def test_prelude_image_gives_every_sandbox_the_same_heap() -> None:
     image = engine.prelude_image()
     expected = bytearray(engine._fresh_memory())
     expected.extend(bytes(image.size - len(expected)))
-    for offset, data in image.runs:
-        expected[offset : offset + len(data)] = data
+    for offset, length in image.spans:
+        expected[offset : offset + length] = image.heap[offset : offset + length]
     first = engine.Sandbox(
         memory_bytes=64 << 20, should_interrupt=lambda: False, host=lambda op, arg: ""
     )
