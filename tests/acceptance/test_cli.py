@@ -401,12 +401,18 @@ def test_replay_and_variables(fh: Cli, receiver: Receiver, tmp_path: Path) -> No
     assert "CHANNEL" not in fh("integration:variable:list", sid, *p).stdout
 
 
-def test_validate_reports_an_invalid_script(fh: Cli, tmp_path: Path) -> None:
-    p = project(fh, "invalid")
+def failing_script(fh: Cli, p: list[str], tmp_path: Path) -> str:
+    """A script integration that logs a line, then throws; one push has run it. Its id."""
     script = tmp_path / "boom.js"
     script.write_text("console.log('about to fail');\nthrow new Error('boom');\n")
     sid = created_id(fh("integration:add", "--type", "script", "--file", str(script), *p).stderr, "script")
     fh("activity:emit", "--type", "environment.push", "-e", "main", *p)
+    return sid
+
+
+def test_validate_reports_an_invalid_script(fh: Cli, tmp_path: Path) -> None:
+    p = project(fh, "invalid")
+    sid = failing_script(fh, p, tmp_path)
     result = fh("integration:validate", sid, *p, ok=False)
     assert result.returncode == 4, result.stderr
     assert "The following error was found:" in result.stderr

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests import support
-from tests.acceptance.test_cli import Cli, created_id, project, runs_of
+from tests.acceptance.test_cli import Cli, created_id, failing_script, project, runs_of
 from tests.receivers import wait_for
 
 
@@ -33,10 +33,7 @@ def fh(server: support.ServerProcess) -> Cli:
 
 def test_log_of_a_failed_run_shows_its_result_and_exits_1(fh: Cli, tmp_path: Path) -> None:
     p = project(fh, "failing")
-    script = tmp_path / "boom.js"
-    script.write_text("console.log('about to fail');\nthrow new Error('boom');\n")
-    sid = created_id(fh("integration:add", "--type", "script", "--file", str(script), *p).stderr, "script")
-    fh("activity:emit", "--type", "environment.push", "-e", "main", *p)
+    sid = failing_script(fh, p, tmp_path)
     [run] = runs_of(fh, p, sid)
     assert run["result"] == "failure"
     log = fh("integration:activity:log", sid, *p, ok=False)
@@ -44,8 +41,9 @@ def test_log_of_a_failed_run_shows_its_result_and_exits_1(fh: Cli, tmp_path: Pat
     assert "Result: failure" in log.stderr.splitlines()
     assert "about to fail" in log.stdout
     assert "The run failed" in log.stderr
-    script.write_text("console.log('fine');\n")
-    fh("integration:update", sid, "--file", str(script), *p)
+    fine = tmp_path / "fine.js"
+    fine.write_text("console.log('fine');\n")
+    fh("integration:update", sid, "--file", str(fine), *p)
     fh("activity:emit", "--type", "environment.push", "-e", "main", *p)
     runs = runs_of(fh, p, sid, count=2)
     good = fh("integration:activity:log", sid, runs[0]["id"], *p)

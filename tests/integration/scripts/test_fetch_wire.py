@@ -350,21 +350,23 @@ def test_connections_idle_past_the_keep_alive_are_closed_whatever_their_key(monk
 # -- time ----------------------------------------------------------------------------------------------
 
 
+def _drip_head(peer: Peer) -> None:
+    peer.request()
+    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 10_000:
+        peer.send(bytes([byte]))
+        time.sleep(0.02)
+
+
+def _drip_body(peer: Peer) -> None:
+    peer.request()
+    peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(10_000):
+        peer.send(b"1\r\nx\r\n")
+        time.sleep(0.02)
+
+
 def test_a_dripping_server_cannot_outlast_the_run(serve: Serve) -> None:
-    def drip_head(peer: Peer) -> None:
-        peer.request()
-        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 10_000:
-            peer.send(bytes([byte]))
-            time.sleep(0.02)
-
-    def drip_body(peer: Peer) -> None:
-        peer.request()
-        peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for _ in range(10_000):
-            peer.send(b"1\r\nx\r\n")
-            time.sleep(0.02)
-
-    for handle in (drip_head, drip_body):
+    for handle in (_drip_head, _drip_body):
         server = serve(handle)
         # Each read alone is quick, far under the 30 s per call: only the run's clock stops it.
         with pytest.raises(fetch.OutOfTime):
@@ -372,14 +374,7 @@ def test_a_dripping_server_cannot_outlast_the_run(serve: Serve) -> None:
 
 
 def test_a_dripping_server_cannot_outlast_the_limit_per_call(serve: Serve) -> None:
-    def drip_body(peer: Peer) -> None:
-        peer.request()
-        peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for _ in range(10_000):
-            peer.send(b"1\r\nx\r\n")
-            time.sleep(0.02)
-
-    server = serve(drip_body)
+    server = serve(_drip_body)
     # Each receive is quick; the call as a whole passes its limit long before the run's 30 s.
     with pytest.raises(fetch.NetworkError, match="^timed out"):  # a receive or the call's own limit
         get(server.url(), timeout=0.3, seconds=30.0)
