@@ -83,6 +83,7 @@ class Profiler:
 
     def __init__(self, out_dir: Path, rate: int = 100) -> None:
         self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)  # py-spy writes there before the report does
         self.rate = rate
         self.binary = py_spy()
         self.results: dict[str, Any] = {}

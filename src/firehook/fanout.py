@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from firehook import ids, matching, model, queue, timefmt
 from firehook.store import activities as store
 from firehook.store import integrations as integration_store
-from firehook.store import jsonutil
+from firehook.store import jsonutil, raw
 
 RUN_PREFIX = "integration."
 
@@ -182,7 +182,7 @@ def create_runs(conn: sa.Connection, public_url: str, project_id: str, source_pk
         return []
     pks, _ = store.new_keys(conn, len(planned.docs))
     placed = [Placed(planned, source_pk, snapshot_pk, pks)]
-    with store.pipelined(conn):
+    with raw.pipelined(conn):
         store.insert_activities(conn, planned.activity_rows(pks))
         insert_runs(conn, placed)
     enqueue(conn, placed, clock)

@@ -20,7 +20,7 @@ from firehook import fanout, handover, model, queue, timefmt
 from firehook import turns as turns_mod
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
-from firehook.store import kv
+from firehook.store import kv, raw
 from firehook.store import projects as project_store
 from firehook.store import runs as run_store
 
@@ -154,8 +154,9 @@ def _start(conn: sa.Connection, jobs: Sequence[model.Job], now: float, public_ur
         started.append((job.run_pk, item.attempt, item.started_at))
         if item.attempt == 1:
             first.append((job, doc))
-    run_store.save_docs(conn, saves)
-    run_store.mark_started(conn, started)
+    with raw.pipelined(conn):
+        run_store.save_docs(conn, saves)
+        run_store.mark_started(conn, started)
     if first:
         listeners = fanout.Listeners(conn)
         for job, doc in first:
@@ -245,9 +246,7 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
     kv.apply(conn, [(i.started.integration.id, i.storage) for i in kept
                     if i.storage and i.started is not None and i.started.integration is not None])
     seen: dict[str, model.Integration | None] = {}
-    run_store.append_logs(conn, [
-        (i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept])
-    run_store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
+    logs = [(i.job.run_pk, list(i.logs) + _disabled_line(_track(conn, i.health, now, seen), stamp)) for i in kept]
     final = [i for i in kept if i.retry_at is None]
     unknown = [i.job.run_pk for i in final if i.started is None]
     read = _load(conn, [i.job for i in final if i.started is None]) if unknown else {}
@@ -268,8 +267,12 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
         timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
         doc["timings"] = timings
         saves.append((item.job, doc))
-    run_store.save_docs(conn, [(job.run_pk, doc) for job, doc in saves])
-    run_store.mark_finished(conn, [job.run_pk for job, _ in saves])
+    # Writes that wait for no answer: on PostgreSQL one round trip for the four.
+    with raw.pipelined(conn):
+        run_store.append_logs(conn, logs)
+        run_store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
+        run_store.save_docs(conn, [(job.run_pk, doc) for job, doc in saves])
+        run_store.mark_finished(conn, [job.run_pk for job, _ in saves])
     listeners = fanout.Listeners(conn)
     for job, doc in saves:
         _reached(conn, public_url, job, doc, listeners)

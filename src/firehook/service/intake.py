@@ -30,7 +30,7 @@ from firehook.service.core import Services, project_not_found, require_project, 
 from firehook.store import activities as store
 from firehook.store import db as dbmod
 from firehook.store import integrations as integration_store
-from firehook.store import jsonutil
+from firehook.store import jsonutil, raw
 from firehook.store import projects as project_store
 
 log = logging.getLogger("firehook.intake")
@@ -285,7 +285,7 @@ class Writer:
         # the document writes it out first (store.update_activities).
         snapshot_rows = [(pk, e.pk, state, None if planned is None and text is e.text else text, now)
                          for (e, state, text, planned), pk in zip(snapshots, snapshot_keys, strict=True)]
-        with store.pipelined(self.conn):
+        with raw.pipelined(self.conn):
             store.insert_activities(self.conn, rows)
             store.update_activities(self.conn, updates)
             store.insert_snapshots(self.conn, snapshot_rows)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,7 +179,7 @@ def list_attempts(conn: sa.Connection, run_pk: int) -> list[model.Attempt]:
 #
 # Rows that refer to each other (a snapshot to its activity, a run to both) get their primary
 # keys first (:func:`new_keys`), so each table takes one statement per group and, on
-# PostgreSQL, all of them go in one pipeline (:func:`pipelined`): one round trip.
+# PostgreSQL, all of them go in one pipeline (:func:`raw.pipelined`): one round trip.
 
 CHUNK = 500  # values per IN (…) list: far below either database's limit on parameters
 
@@ -240,19 +239,6 @@ def new_keys(conn: sa.Connection, activities: int, snapshots: int = 0) -> tuple[
         last = int(cur.execute(f"SELECT coalesce(max(pk), 0) FROM {table}").scalar()) if count else 0
         out.append(list(range(last + 1, last + 1 + count)))
     return out[0], out[1]
-
-
-@contextlib.contextmanager
-def pipelined(conn: sa.Connection) -> Iterator[None]:
-    """The statements of the block are sent without waiting for each other's answers: on
-    PostgreSQL one psycopg pipeline (one round trip; errors surface when it ends); on SQLite,
-    where a statement is a function call, nothing changes."""
-    if conn.dialect.name != "postgresql":
-        yield
-        return
-    driver = conn.connection.driver_connection
-    with raw.translated(), driver.pipeline():  # type: ignore[union-attr]
-        yield
 
 
 def find_for_update(conn: sa.Connection, project_id: str, activity_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:

@@ -175,3 +175,16 @@ def cursor(conn: sa.Connection) -> Cursor:
 def placeholders(count: int) -> str:
     """``?, ?, ?`` for an ``IN (…)`` list of ``count`` values."""
     return ", ".join("?" * count)
+
+
+@contextlib.contextmanager
+def pipelined(conn: sa.Connection) -> Iterator[None]:
+    """The statements of the block are sent without waiting for each other's answers: on
+    PostgreSQL one psycopg pipeline (one round trip; errors surface when it ends); on SQLite,
+    where a statement is a function call, nothing changes."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    with translated(), driver.pipeline():  # type: ignore[union-attr]
+        yield
