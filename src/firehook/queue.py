@@ -103,15 +103,18 @@ def claim_on(conn: sa.Connection, owner: str, kinds: Collection[str], limit: int
     transaction, in fair order; the leases run ``lease_seconds`` from ``now``."""
     if limit <= 0 or not kinds:
         return []
+    # On PostgreSQL two round trips: waking, the settings and the walks; the leases and the
+    # settings put back.
     with store.walk_plans(conn):
         store.wake(conn, now, WAKE_LIMIT)
         # One walk per kind, each on its own range of the claim index, merged in claim order.
         found = [(c, kind) for kind in sorted(kinds) for c in store.candidates(conn, kind, limit, now)]
-    if len(kinds) > 1:
-        found = sorted(found, key=lambda item: (item[0].fair_tag, item[0].pk))[:limit]
+        if len(kinds) > 1:
+            found = sorted(found, key=lambda item: (item[0].fair_tag, item[0].pk))[:limit]
+        if found:
+            store.lease(conn, owner, [c.pk for c, _kind in found], now + lease_seconds)
     if not found:
         return []
-    store.lease(conn, owner, [c.pk for c, _kind in found], now + lease_seconds)
     return [model.Job(id=c.pk, run_pk=c.run_pk, run_id=c.run_id, project=c.project_id, kind=kind,
                       attempts=c.attempts, lease_owner=owner) for c, kind in found]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,11 +83,17 @@ def _rows(cur: raw.Cursor, columns: list[str]) -> list[dict[str, Any]]:
 
 
 def get_many(conn: sa.Connection, integration_ids: Iterable[str]) -> dict[str, model.Integration]:
+    return send_get_many(conn, integration_ids)()
+
+
+def send_get_many(conn: sa.Connection, integration_ids: Iterable[str]) -> Callable[[], dict[str, model.Integration]]:
+    """:func:`get_many` in two steps: the statement is sent now, its rows read when the returned
+    function is called (in a pipeline, with other reads' round trip)."""
     ids = list(set(integration_ids))
     if not ids:
-        return {}
+        return dict
     cur = raw.cursor(conn).execute(f"{_SELECT} WHERE id IN ({raw.placeholders(len(ids))})", ids)
-    return {r["id"]: to_model(r) for r in _rows(cur, _COLUMNS)}
+    return lambda: {r["id"]: to_model(r) for r in _rows(cur, _COLUMNS)}
 
 
 def list_for(conn: sa.Connection, project_id: str, *, enabled_only: bool = False) -> list[model.Integration]:
@@ -130,14 +136,25 @@ def list_variables(conn: sa.Connection, integration_id: str) -> list[model.Varia
 
 
 def variables_for_many(conn: sa.Connection, integration_ids: Iterable[str]) -> dict[str, list[model.Variable]]:
+    return send_variables_for_many(conn, integration_ids)()
+
+
+def send_variables_for_many(conn: sa.Connection,
+                            integration_ids: Iterable[str]) -> Callable[[], dict[str, list[model.Variable]]]:
+    """:func:`variables_for_many` in two steps, as :func:`send_get_many`."""
     ids = list(integration_ids)
-    out: dict[str, list[model.Variable]] = {i: [] for i in ids}
-    if ids:
-        cur = raw.cursor(conn).execute(f"SELECT {', '.join(_VARIABLE_COLUMNS)} FROM variables "
-                                       f"WHERE integration_id IN ({raw.placeholders(len(ids))})", ids)
+    if not ids:
+        return dict
+    cur = raw.cursor(conn).execute(f"SELECT {', '.join(_VARIABLE_COLUMNS)} FROM variables "
+                                   f"WHERE integration_id IN ({raw.placeholders(len(ids))})", ids)
+
+    def read() -> dict[str, list[model.Variable]]:
+        out: dict[str, list[model.Variable]] = {i: [] for i in ids}
         for row in _rows(cur, _VARIABLE_COLUMNS):
             out[row["integration_id"]].append(_variable(row))
-    return out
+        return out
+
+    return read
 
 
 def get_variable(conn: sa.Connection, integration_id: str, name: str) -> model.Variable | None:

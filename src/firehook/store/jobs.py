@@ -115,7 +115,10 @@ def _pks(pks: Collection[int]) -> tuple[str, list[int]]:
 
 @contextlib.contextmanager
 def walk_plans(conn: sa.Connection) -> Iterator[None]:
-    """Within the block, PostgreSQL plans claims as index walks whatever its statistics say."""
+    """Within the block, PostgreSQL plans claims as index walks whatever its statistics say.
+    The block's statements go in the same pipeline as the settings: what they send before
+    their first read shares its round trip with setting them, and what they send after their
+    last read shares its round trip with putting them back."""
     if conn.dialect.name != "postgresql":
         yield
         return
@@ -124,11 +127,13 @@ def walk_plans(conn: sa.Connection) -> Iterator[None]:
     cur = raw.cursor(conn)
     reads = ", ".join(f"current_setting('{name}')" for name in names)
     sets = ", ".join(f"set_config('{name}', ?, true)" for name in names)
-    # One round trip: the values in force are read left to right before they are changed.
-    before = cur.execute(f"SELECT {reads}, {sets}", ["off"] * len(names)).fetchone() or ()
-    yield
-    # Not after an error: the transaction is failing, and its end puts the settings back anyway.
-    cur.execute(f"SELECT {sets}", list(before[:len(names)]))
+    with raw.pipelined(conn):
+        # The values in force are read left to right before they are changed.
+        cur.execute(f"SELECT {reads}, {sets}", ["off"] * len(names))
+        yield
+        # Not after an error: the transaction is failing, and its end puts the settings back anyway.
+        before = cur.fetchone() or ()
+        cur.execute(f"SELECT {sets}", list(before[:len(names)]))
 
 
 def insert(conn: sa.Connection, rows: Iterable[Sequence[Any]]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,12 +62,18 @@ _COLUMNS = [c.name for c in projects.columns]
 
 def get_many(conn: sa.Connection, project_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Rows of several projects (every claim round asks: on the DB-API)."""
+    return send_get_many(conn, project_ids)()
+
+
+def send_get_many(conn: sa.Connection, project_ids: Iterable[str]) -> Callable[[], dict[str, dict[str, Any]]]:
+    """:func:`get_many` in two steps: the statement is sent now, its rows read when the returned
+    function is called (in a pipeline, with other reads' round trip)."""
     ids = list(set(project_ids))
     if not ids:
-        return {}
+        return dict
     cur = raw.cursor(conn).execute(f"SELECT {', '.join(_COLUMNS)} FROM projects "
                                    f"WHERE id IN ({raw.placeholders(len(ids))})", ids)
-    return {row[0]: _row(dict(zip(_COLUMNS, row, strict=True))) for row in cur.fetchall()}
+    return lambda: {row[0]: _row(dict(zip(_COLUMNS, row, strict=True))) for row in cur.fetchall()}
 
 
 def script_object(row: dict[str, Any] | None, project_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ whole group of outcomes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,8 +34,17 @@ class RunRow:
 
 def load(conn: sa.Connection, run_pks: Sequence[int]) -> dict[int, RunRow]:
     """The runs of ``run_pks`` that still exist, with their documents and snapshot bodies."""
+    found = select_runs(conn, run_pks)
+    return assemble(found, send_bodies(conn, found)())
+
+
+Found = list[tuple[Any, ...]]  # rows of select_runs
+
+
+def select_runs(conn: sa.Connection, run_pks: Sequence[int]) -> Found:
+    """The rows of :func:`load` without the snapshot bodies (:func:`send_bodies` reads those)."""
     cur = raw.cursor(conn)
-    found: list[tuple[Any, ...]] = []
+    found: Found = []
     pks = list(dict.fromkeys(run_pks))
     for start in range(0, len(pks), CHUNK):
         part = pks[start:start + CHUNK]
@@ -43,16 +52,30 @@ def load(conn: sa.Connection, run_pks: Sequence[int]) -> dict[int, RunRow]:
             "SELECT r.pk, a.doc, r.integration_id, r.attempts, r.queued_at, r.started_at, r.snapshot_pk "
             "FROM runs r JOIN activities a ON a.pk = r.pk "
             f"WHERE r.pk IN ({raw.placeholders(len(part))})", part).fetchall()
+    return found
+
+
+def integration_ids(found: Found) -> set[str]:
+    return {str(row[2]) for row in found}
+
+
+def send_bodies(conn: sa.Connection, found: Found) -> Callable[[], dict[int, str]]:
+    """The snapshot bodies of ``found``, in two steps: the statements are sent now, their rows
+    read when the returned function is called (in a pipeline, with other reads' round trip)."""
     # The runs of one activity's state share a snapshot (ten webhooks, one body): read once each.
-    bodies: dict[int, str] = {}
     snapshots = list({int(row[6]) for row in found})
+    sent: list[raw.Cursor] = []
     for start in range(0, len(snapshots), CHUNK):
         part = snapshots[start:start + CHUNK]
         # A body left to its activity (NULL: migration 0006) is the activity's document; runs are
         # only created for snapshots that hold theirs, but a run never reads the wrong one.
-        bodies.update((int(pk), body) for pk, body in cur.execute(
+        sent.append(raw.cursor(conn).execute(
             "SELECT s.pk, coalesce(s.body, a.doc) FROM snapshots s JOIN activities a ON a.pk = s.activity_pk "
-            f"WHERE s.pk IN ({raw.placeholders(len(part))})", part).fetchall())
+            f"WHERE s.pk IN ({raw.placeholders(len(part))})", part))
+    return lambda: {int(pk): body for each in sent for pk, body in each.fetchall()}
+
+
+def assemble(found: Found, bodies: dict[int, str]) -> dict[int, RunRow]:
     out: dict[int, RunRow] = {}
     for pk, doc, integration_id, attempts, queued_at, started_at, snapshot_pk in found:
         body = bodies.get(int(snapshot_pk))
