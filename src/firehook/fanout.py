@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -200,11 +200,23 @@ class Listeners:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self._by_project: dict[str, list[model.Integration]] = {}
+        self._asked: dict[str, Callable[[], list[model.Integration]]] = {}
+
+    def ask(self, project_ids: Iterable[str]) -> None:
+        """Send the reads of these projects' listeners now, to be read at the first :meth:`of`
+        (in ``raw.pipelined``: in the round trip of the block's other statements). On SQLite,
+        where a read costs no round trip, each is made at its first :meth:`of`."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        for project_id in project_ids:
+            if project_id not in self._by_project and project_id not in self._asked:
+                self._asked[project_id] = integration_store.send_listening_to_runs(self.conn, project_id)
 
     def of(self, project_id: str) -> list[model.Integration]:
         if project_id not in self._by_project:
-            self._by_project[project_id] = [
-                i for i in integration_store.listening_to_runs(self.conn, project_id) if listens_to_runs(i)]
+            asked = self._asked.pop(project_id, None)
+            found = asked() if asked is not None else integration_store.listening_to_runs(self.conn, project_id)
+            self._by_project[project_id] = [i for i in found if listens_to_runs(i)]
         return self._by_project[project_id]
 
 

@@ -160,11 +160,12 @@ def _start(conn: sa.Connection, jobs: Sequence[model.Job], now: float, public_ur
         started.append((job.run_pk, item.attempt, item.started_at))
         if item.attempt == 1:
             first.append((job, doc))
+    listeners = fanout.Listeners(conn)
     with raw.pipelined(conn):
         run_store.save_docs(conn, saves)
         run_store.mark_started(conn, started)
+        listeners.ask({job.project for job, _ in first})
     if first:
-        listeners = fanout.Listeners(conn)
         for job, doc in first:
             _reached(conn, public_url, job, doc, listeners)
     return loaded
@@ -273,13 +274,15 @@ def finish_many_on(conn: sa.Connection, items: Sequence[Finished], owner: str, p
         timings.setdefault("wait", round((run.started_at or now) - run.queued_at, 3))
         doc["timings"] = timings
         saves.append((item.job, doc))
-    # Writes that wait for no answer: on PostgreSQL one round trip for the four.
+    listeners = fanout.Listeners(conn)
+    # Writes that wait for no answer, and the one read the new states need: on PostgreSQL one
+    # round trip for the five.
     with raw.pipelined(conn):
         run_store.append_logs(conn, logs)
         run_store.insert_attempts(conn, [(i.job.run_pk, i.attempt) for i in kept if i.attempt is not None])
         run_store.save_docs(conn, [(job.run_pk, doc) for job, doc in saves])
         run_store.mark_finished(conn, [job.run_pk for job, _ in saves])
-    listeners = fanout.Listeners(conn)
+        listeners.ask({job.project for job, _ in saves})
     for job, doc in saves:
         _reached(conn, public_url, job, doc, listeners)
     return recorded

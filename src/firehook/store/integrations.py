@@ -107,9 +107,14 @@ def listening_to_runs(conn: sa.Connection, project_id: str) -> list[model.Integr
     """The enabled integrations of a project whose configuration mentions ``integration.`` —
     a superset of those whose events name ``integration.*`` (the caller checks each): every run
     state change asks, and most projects have none, so the others are not decoded."""
+    return send_listening_to_runs(conn, project_id)()
+
+
+def send_listening_to_runs(conn: sa.Connection, project_id: str) -> Callable[[], list[model.Integration]]:
+    """:func:`listening_to_runs` in two steps, as :func:`send_get_many`."""
     cur = raw.cursor(conn).execute(_SELECT + " WHERE project_id = ? AND enabled = ? AND config LIKE ?"
                                    " ORDER BY created_at, id", (project_id, True, "%integration.%"))
-    return [to_model(r) for r in _rows(cur, _COLUMNS)]
+    return lambda: [to_model(r) for r in _rows(cur, _COLUMNS)]
 
 
 def delete(conn: sa.Connection, integration_id: str) -> None:

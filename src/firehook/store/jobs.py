@@ -141,11 +141,11 @@ def insert(conn: sa.Connection, rows: Iterable[Sequence[Any]]) -> None:
     raw.cursor(conn).executemany(_INSERT, rows)
 
 
-def wake(conn: sa.Connection, now: float, limit: int) -> int:
-    """Unpark up to ``limit`` parked jobs due at ``now``; returns how many."""
+def wake(conn: sa.Connection, now: float, limit: int) -> None:
+    """Unpark up to ``limit`` parked jobs due at ``now`` (in a claim's pipeline: nothing is
+    read back, not even how many)."""
     cur = raw.cursor(conn)
     cur.execute(_WAKE_POSTGRESQL if cur.dialect == "postgresql" else _WAKE_SQLITE, (now, limit))
-    return cur.rowcount
 
 
 def candidates(conn: sa.Connection, kind: str, limit: int, now: float) -> list[Candidate]:
