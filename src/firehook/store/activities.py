@@ -134,8 +134,9 @@ def write_out_snapshots(conn: sa.Connection, activity_pks: Sequence[int]) -> Non
     unique = list(dict.fromkeys(activity_pks))
     for start in range(0, len(unique), CHUNK):
         part = unique[start:start + CHUNK]
+        among, params = raw.among(cur.dialect, "activity_pk", part, "bigint")
         cur.execute("UPDATE snapshots SET body = (SELECT a.doc FROM activities a WHERE a.pk = snapshots.activity_pk) "
-                    f"WHERE activity_pk IN ({raw.placeholders(len(part))}) AND body IS NULL", part)
+                    f"WHERE {among} AND body IS NULL", params)
 
 
 def get_run(conn: sa.Connection, run_pk: int) -> dict[str, Any] | None:
@@ -250,8 +251,9 @@ def find_for_update(conn: sa.Connection, project_id: str, activity_ids: Sequence
     unique = list(dict.fromkeys(activity_ids))
     for start in range(0, len(unique), CHUNK):
         part = unique[start:start + CHUNK]
+        among, params = raw.among(cur.dialect, "id", part, "text")
         rows = cur.execute(f"SELECT id, pk, integration_id, doc FROM activities WHERE project_id = ? "
-                           f"AND id IN ({raw.placeholders(len(part))}){lock}", [project_id, *part]).fetchall()
+                           f"AND {among}{lock}", [project_id, *params]).fetchall()
         for activity_id, pk, integration_id, text in rows:
             out[activity_id] = (int(pk), integration_id, text)
     return out
@@ -264,8 +266,8 @@ def states_reached(conn: sa.Connection, activity_pks: Sequence[int]) -> dict[int
     unique = list(out)
     for start in range(0, len(unique), CHUNK):
         part = unique[start:start + CHUNK]
-        for pk, state in cur.execute(f"SELECT activity_pk, state FROM snapshots WHERE activity_pk IN "
-                                     f"({raw.placeholders(len(part))})", part).fetchall():
+        among, params = raw.among(cur.dialect, "activity_pk", part, "bigint")
+        for pk, state in cur.execute(f"SELECT activity_pk, state FROM snapshots WHERE {among}", params).fetchall():
             out[int(pk)].add(state)
     return out
 

@@ -92,7 +92,9 @@ def send_get_many(conn: sa.Connection, integration_ids: Iterable[str]) -> Callab
     ids = list(set(integration_ids))
     if not ids:
         return dict
-    cur = raw.cursor(conn).execute(f"{_SELECT} WHERE id IN ({raw.placeholders(len(ids))})", ids)
+    cur = raw.cursor(conn)
+    among, params = raw.among(cur.dialect, "id", ids, "text")
+    cur.execute(f"{_SELECT} WHERE {among}", params)
     return lambda: {r["id"]: to_model(r) for r in _rows(cur, _COLUMNS)}
 
 
@@ -150,8 +152,9 @@ def send_variables_for_many(conn: sa.Connection,
     ids = list(integration_ids)
     if not ids:
         return dict
-    cur = raw.cursor(conn).execute(f"SELECT {', '.join(_VARIABLE_COLUMNS)} FROM variables "
-                                   f"WHERE integration_id IN ({raw.placeholders(len(ids))})", ids)
+    cur = raw.cursor(conn)
+    among, params = raw.among(cur.dialect, "integration_id", ids, "text")
+    cur.execute(f"SELECT {', '.join(_VARIABLE_COLUMNS)} FROM variables WHERE {among}", params)
 
     def read() -> dict[str, list[model.Variable]]:
         out: dict[str, list[model.Variable]] = {i: [] for i in ids}

@@ -108,9 +108,9 @@ def claimable_sql(dialect: str) -> str:
     return _CLAIMABLE_POSTGRESQL if dialect == "postgresql" else _CLAIMABLE
 
 
-def _pks(pks: Collection[int]) -> tuple[str, list[int]]:
-    listed = sorted(pks)
-    return raw.placeholders(len(listed)), listed
+def _pks(cur: raw.Cursor, pks: Collection[int]) -> tuple[str, list[Any]]:
+    """``pk`` is one of ``pks`` (in order, as ``raw.among`` words it), and its parameters."""
+    return raw.among(cur.dialect, "pk", sorted(pks), "bigint")
 
 
 @contextlib.contextmanager
@@ -158,26 +158,26 @@ def candidates(conn: sa.Connection, kind: str, limit: int, now: float) -> list[C
 
 
 def lease(conn: sa.Connection, owner: str, job_pks: Collection[int], until: float) -> None:
-    marks, pks = _pks(job_pks)
-    raw.cursor(conn).execute(f"UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE pk IN ({marks})",
-                             (owner, until, *pks))
+    cur = raw.cursor(conn)
+    among, pks = _pks(cur, job_pks)
+    cur.execute(f"UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE {among}", (owner, until, *pks))
 
 
 def renew(conn: sa.Connection, owner: str, job_pks: Collection[int], lease_until: float) -> set[int]:
     """Extend the leases ``owner`` still holds; returns their pks."""
-    marks, pks = _pks(job_pks)
-    cur = raw.cursor(conn).execute(
-        f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND pk IN ({marks}) RETURNING pk",
-        (lease_until, owner, *pks))
+    cur = raw.cursor(conn)
+    among, pks = _pks(cur, job_pks)
+    cur.execute(f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND {among} RETURNING pk",
+                (lease_until, owner, *pks))
     return {int(row[0]) for row in cur.fetchall()}
 
 
 def held(conn: sa.Connection, owner: str, job_pks: Collection[int], *, lock: bool = False) -> set[int]:
     """Of ``job_pks``, those ``owner`` holds; with ``lock``, they stay so until the transaction
     ends (on PostgreSQL their rows are locked; SQLite's writer excludes everyone anyway)."""
-    marks, pks = _pks(job_pks)
     cur = raw.cursor(conn)
-    text = f"SELECT pk FROM jobs WHERE lease_owner = ? AND pk IN ({marks})"
+    among, pks = _pks(cur, job_pks)
+    text = f"SELECT pk FROM jobs WHERE lease_owner = ? AND {among}"
     if lock and cur.dialect == "postgresql":
         text += " FOR UPDATE"
     cur.execute(text, (owner, *pks))
@@ -186,9 +186,9 @@ def held(conn: sa.Connection, owner: str, job_pks: Collection[int], *, lock: boo
 
 def delete_held(conn: sa.Connection, owner: str, job_pks: Collection[int]) -> set[int]:
     """Delete the jobs ``owner`` still holds, in one statement; returns their pks."""
-    marks, pks = _pks(job_pks)
-    cur = raw.cursor(conn).execute(f"DELETE FROM jobs WHERE lease_owner = ? AND pk IN ({marks}) RETURNING pk",
-                                   (owner, *pks))
+    cur = raw.cursor(conn)
+    among, pks = _pks(cur, job_pks)
+    cur.execute(f"DELETE FROM jobs WHERE lease_owner = ? AND {among} RETURNING pk", (owner, *pks))
     return {int(row[0]) for row in cur.fetchall()}
 
 
@@ -201,10 +201,10 @@ def park(conn: sa.Connection, owner: str, job_pk: int, when: float) -> bool:
 
 
 def release(conn: sa.Connection, owner: str, job_pks: Collection[int]) -> int:
-    marks, pks = _pks(job_pks)
-    cur = raw.cursor(conn).execute(
-        f"UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ? AND pk IN ({marks})",
-        (owner, *pks))
+    cur = raw.cursor(conn)
+    among, pks = _pks(cur, job_pks)
+    cur.execute(f"UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ? AND {among}",
+                (owner, *pks))
     return cur.rowcount
 
 

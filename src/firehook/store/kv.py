@@ -187,8 +187,8 @@ def apply(conn: sa.Connection, writes: Sequence[tuple[str, Sequence[Op]]]) -> No
         return
     cur = raw.cursor(conn)
     ids = list({integration_id for integration_id, _ in writes})
-    alive = {row[0] for row in cur.execute(
-        f"SELECT id FROM integrations WHERE id IN ({raw.placeholders(len(ids))})", ids).fetchall()}
+    among, params = raw.among(cur.dialect, "id", ids, "text")
+    alive = {row[0] for row in cur.execute(f"SELECT id FROM integrations WHERE {among}", params).fetchall()}
     for integration_id, ops in writes:
         if integration_id not in alive:
             continue

@@ -71,8 +71,9 @@ def send_get_many(conn: sa.Connection, project_ids: Iterable[str]) -> Callable[[
     ids = list(set(project_ids))
     if not ids:
         return dict
-    cur = raw.cursor(conn).execute(f"SELECT {', '.join(_COLUMNS)} FROM projects "
-                                   f"WHERE id IN ({raw.placeholders(len(ids))})", ids)
+    cur = raw.cursor(conn)
+    among, params = raw.among(cur.dialect, "id", ids, "text")
+    cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM projects WHERE {among}", params)
     return lambda: {row[0]: _row(dict(zip(_COLUMNS, row, strict=True))) for row in cur.fetchall()}
 
 

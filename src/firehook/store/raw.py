@@ -177,6 +177,16 @@ def placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def among(dialect: str, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``, and the parameters for it: ``column IN (?, …)`` on
+    SQLite; on PostgreSQL ``column = ANY(?)`` with one array, the same text whatever the count,
+    which psycopg converts once and PostgreSQL prepares (each new count of an ``IN`` list was a
+    new statement to parse and plan). ``sql_type``: the values' PostgreSQL type."""
+    if dialect == "postgresql":
+        return f"{column} = ANY(?::{sql_type}[])", [list(values)]
+    return f"{column} IN ({placeholders(len(values))})", list(values)
+
+
 @contextlib.contextmanager
 def pipelined(conn: sa.Connection) -> Iterator[None]:
     """The statements of the block are sent without waiting for each other's answers: on

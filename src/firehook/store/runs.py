@@ -48,10 +48,10 @@ def select_runs(conn: sa.Connection, run_pks: Sequence[int]) -> Found:
     pks = list(dict.fromkeys(run_pks))
     for start in range(0, len(pks), CHUNK):
         part = pks[start:start + CHUNK]
+        among, params = raw.among(cur.dialect, "r.pk", part, "bigint")
         found += cur.execute(
             "SELECT r.pk, a.doc, r.integration_id, r.attempts, r.queued_at, r.started_at, r.snapshot_pk "
-            "FROM runs r JOIN activities a ON a.pk = r.pk "
-            f"WHERE r.pk IN ({raw.placeholders(len(part))})", part).fetchall()
+            f"FROM runs r JOIN activities a ON a.pk = r.pk WHERE {among}", params).fetchall()
     return found
 
 
@@ -69,9 +69,11 @@ def send_bodies(conn: sa.Connection, found: Found) -> Callable[[], dict[int, str
         part = snapshots[start:start + CHUNK]
         # A body left to its activity (NULL: migration 0006) is the activity's document; runs are
         # only created for snapshots that hold theirs, but a run never reads the wrong one.
-        sent.append(raw.cursor(conn).execute(
+        cur = raw.cursor(conn)
+        among, params = raw.among(cur.dialect, "s.pk", part, "bigint")
+        sent.append(cur.execute(
             "SELECT s.pk, coalesce(s.body, a.doc) FROM snapshots s JOIN activities a ON a.pk = s.activity_pk "
-            f"WHERE s.pk IN ({raw.placeholders(len(part))})", part))
+            f"WHERE {among}", params))
     return lambda: {int(pk): body for each in sent for pk, body in each.fetchall()}
 
 

@@ -47,9 +47,10 @@ def find_by_hash(conn: sa.Connection, hashes: list[str]) -> dict[str, model.Toke
     unique = list(dict.fromkeys(hashes))
     for start in range(0, len(unique), _CHUNK):
         part = unique[start:start + _CHUNK]
+        among, params = raw.among(cur.dialect, "token_hash", part, "text")
         rows = cur.execute(
             "SELECT token_hash, id, project_id, read_only, description, created_at FROM tokens "
-            f"WHERE token_hash IN ({raw.placeholders(len(part))}) AND revoked_at IS NULL", part).fetchall()
+            f"WHERE {among} AND revoked_at IS NULL", params).fetchall()
         for token_hash, token_id, project_id, read_only, description, created_at in rows:
             out[token_hash] = model.Token(id=token_id, project=project_id, read_only=bool(read_only),
                                           description=description, created_at=created_at)

@@ -21,9 +21,9 @@ def integrations_of(conn: sa.Connection, run_pks: Collection[int]) -> dict[int, 
     """The integration of each run."""
     if not run_pks:
         return {}
-    listed = sorted(run_pks)
-    cur = raw.cursor(conn).execute(
-        f"SELECT pk, integration_id FROM runs WHERE pk IN ({raw.placeholders(len(listed))})", listed)
+    cur = raw.cursor(conn)
+    among, params = raw.among(cur.dialect, "pk", sorted(run_pks), "bigint")
+    cur.execute(f"SELECT pk, integration_id FROM runs WHERE {among}", params)
     return {int(pk): str(integration) for pk, integration in cur.fetchall()}
 
 
@@ -42,20 +42,19 @@ def take(conn: sa.Connection, owner: str, integration_ids: Sequence[str], now: f
 def give_back(conn: sa.Connection, owner: str, integration_ids: Collection[str]) -> None:
     if not integration_ids:
         return
-    listed = sorted(integration_ids)
-    raw.cursor(conn).execute(
-        f"DELETE FROM integration_leases WHERE owner = ? AND integration_id IN ({raw.placeholders(len(listed))})",
-        (owner, *listed))
+    cur = raw.cursor(conn)
+    among, params = raw.among(cur.dialect, "integration_id", sorted(integration_ids), "text")
+    cur.execute(f"DELETE FROM integration_leases WHERE owner = ? AND {among}", (owner, *params))
 
 
 def renew(conn: sa.Connection, owner: str, integration_ids: Collection[str], until: float) -> set[str]:
     """Extend ``owner``'s leases of ``integration_ids``; returns those it still held."""
     if not integration_ids:
         return set()
-    listed = sorted(integration_ids)
-    cur = raw.cursor(conn).execute(
-        f"UPDATE integration_leases SET expires_at = ? WHERE owner = ?"
-        f" AND integration_id IN ({raw.placeholders(len(listed))}) RETURNING integration_id", (until, owner, *listed))
+    cur = raw.cursor(conn)
+    among, params = raw.among(cur.dialect, "integration_id", sorted(integration_ids), "text")
+    cur.execute(f"UPDATE integration_leases SET expires_at = ? WHERE owner = ? AND {among} RETURNING integration_id",
+                (until, owner, *params))
     return {str(row[0]) for row in cur.fetchall()}
 
 
