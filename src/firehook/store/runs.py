@@ -125,14 +125,7 @@ def append_logs(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple
         return
     cur = raw.cursor(conn)
     if cur.dialect == "postgresql":
-        offsets: dict[int, int] = {}
-        rows = []
-        for pk, lines in batches:
-            k = offsets.get(pk, 0)
-            for ts, msg in lines:
-                k += 1
-                rows.append((pk, k, ts, msg))
-            offsets[pk] = k
+        rows = _numbered(batches, {})  # numbered from each run's last line, which the statement reads
         # The subquery sees the table as the statement began: the lines it inserts are not counted.
         cur.execute("INSERT INTO run_logs (run_pk, n, timestamp, message) "
                     "SELECT v.run_pk, v.k + coalesce((SELECT max(l.n) FROM run_logs AS l "
@@ -147,14 +140,22 @@ def append_logs(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple
         found = cur.execute(f"SELECT run_pk, max(n) FROM run_logs WHERE run_pk IN ({raw.placeholders(len(part))}) "
                             "GROUP BY run_pk", part).fetchall()
         last.update({int(pk): int(n) for pk, n in found})
-    values = []
+    cur.executemany("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)",
+                    _numbered(batches, last))
+
+
+def _numbered(batches: Sequence[tuple[int, Sequence[tuple[str, str]]]],
+              last: dict[int, int]) -> list[tuple[int, int, str, str]]:
+    """``(run pk, n, timestamp, message)`` of every line, each run's ``n`` going on from ``last``."""
+    last = dict(last)
+    rows = []
     for pk, lines in batches:
         n = last.get(pk, 0)
         for ts, msg in lines:
             n += 1
-            values.append((pk, n, ts, msg))
+            rows.append((pk, n, ts, msg))
         last[pk] = n
-    cur.executemany("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)", values)
+    return rows
 
 
 def insert_attempts(conn: sa.Connection, rows: Sequence[tuple[int, model.Attempt]]) -> None:
