@@ -118,30 +118,26 @@ def mark_finished(conn: sa.Connection, pks: Sequence[int]) -> None:
 def append_logs(conn: sa.Connection, batches: Sequence[tuple[int, Sequence[tuple[str, str]]]]) -> None:
     """Append log lines to several runs; each run's numbering continues from its last line.
     On PostgreSQL one statement that reads each run's last number itself (no round trip to
-    ask first, so it may go in a pipeline); on SQLite the last numbers are read, then the lines
-    inserted (two function calls)."""
+    ask first, so it may go in a pipeline): the lines are numbered from 0 here and the
+    statement adds the last number; on SQLite the last numbers are read first."""
     batches = [(pk, lines) for pk, lines in batches if lines]
     if not batches:
         return
     cur = raw.cursor(conn)
-    if cur.dialect == "postgresql":
-        rows = _numbered(batches, {})  # numbered from each run's last line, which the statement reads
-        # The subquery sees the table as the statement began: the lines it inserts are not counted.
-        cur.execute("INSERT INTO run_logs (run_pk, n, timestamp, message) "
-                    "SELECT v.run_pk, v.k + coalesce((SELECT max(l.n) FROM run_logs AS l "
-                    "WHERE l.run_pk = v.run_pk), 0), v.ts, v.msg "
-                    "FROM unnest(?::bigint[], ?::int[], ?::text[], ?::text[]) AS v(run_pk, k, ts, msg)",
-                    [list(column) for column in zip(*rows, strict=True)], binary=True)
-        return
-    pks = list({pk for pk, _ in batches})
     last: dict[int, int] = {}
-    for start in range(0, len(pks), CHUNK):
-        part = pks[start:start + CHUNK]
-        found = cur.execute(f"SELECT run_pk, max(n) FROM run_logs WHERE run_pk IN ({raw.placeholders(len(part))}) "
-                            "GROUP BY run_pk", part).fetchall()
-        last.update({int(pk): int(n) for pk, n in found})
-    cur.executemany("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)",
-                    _numbered(batches, last))
+    if cur.dialect != "postgresql":
+        pks = list({pk for pk, _ in batches})
+        for start in range(0, len(pks), CHUNK):
+            part = pks[start:start + CHUNK]
+            found = cur.execute(f"SELECT run_pk, max(n) FROM run_logs WHERE run_pk IN ({raw.placeholders(len(part))}) "
+                                "GROUP BY run_pk", part).fetchall()
+            last.update({int(pk): int(n) for pk, n in found})
+    # On PostgreSQL the subquery sees the table as the statement began: the lines it inserts are not counted.
+    cur.bulk("INSERT INTO run_logs (run_pk, n, timestamp, message) VALUES (?, ?, ?, ?)",
+             "INSERT INTO run_logs (run_pk, n, timestamp, message) "
+             "SELECT v.run_pk, v.k + coalesce((SELECT max(l.n) FROM run_logs AS l WHERE l.run_pk = v.run_pk), 0), "
+             "v.ts, v.msg FROM unnest(?::bigint[], ?::int[], ?::text[], ?::text[]) AS v(run_pk, k, ts, msg)",
+             _numbered(batches, last))
 
 
 def _numbered(batches: Sequence[tuple[int, Sequence[tuple[str, str]]]],
