@@ -13,8 +13,8 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 
+from firehook import collector, supervisor
 from firehook import settings as settings_mod
-from firehook import supervisor
 
 KINDS = ("script", "webhook")
 
@@ -29,6 +29,7 @@ def run(settings: settings_mod.Settings, kinds: Sequence[str] = KINDS, *, check_
 
     built = assembly.services(settings, migrate=False if not check_schema else None, check_schema=check_schema)
     the_worker = assembly.worker(built, kinds=tuple(kinds))
+    collector.settle()  # what the worker keeps is built: out of the collector's walks
 
     async def main() -> None:
         stop = asyncio.Event()
