@@ -108,7 +108,7 @@ def _configure_logging() -> None:
 async def _measure_worker(runs: int, seconds: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from firehook import assembly
+    from firehook import assembly, collector
     from firehook import settings as settings_mod
     from firehook.scripts import pool
     from firehook.store.schema import runs as runs_table
@@ -120,6 +120,7 @@ async def _measure_worker(runs: int, seconds: float) -> dict[str, Any]:
     # would run the engine; the stub answers in their place (no child is ever started).
     pool.ScriptPool.run = lambda _self, request: engine.run(request)  # type: ignore[method-assign]
     the_worker = assembly.worker(built, kinds=("script",))
+    collector.settle()  # as firehook.worker_process does once its worker is built
     script_executor = next((e for e in getattr(the_worker, "executors", {}).values()
                             if getattr(e, "kind", None) == "script"), None)
     poll_cpu = 0.0
