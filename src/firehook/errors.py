@@ -8,6 +8,7 @@
     ├── Conflict              409
     ├── PayloadTooLarge       413
     ├── StoreError            a database failure, translated at the driver edge
+    │   └── DatabaseBusy      the database stayed locked by another writer past the busy timeout
     ├── OutboundBlocked       the outbound guard refused an address
     └── ScriptError           the JavaScript runtime reported a problem
 
@@ -75,6 +76,11 @@ class TooManyRequests(FirehookError):
 class StoreError(FirehookError):
     status = 503
     title = "Service Unavailable"
+
+
+class DatabaseBusy(StoreError):
+    """The database stayed locked past the busy timeout: a failure of the whole database at
+    that moment, which trying again at once (each write of a group alone) cannot mend."""
 
 
 class OutboundBlocked(FirehookError):

@@ -133,6 +133,8 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("lease_seconds", _float, "60", "How long a claimed job is held before another worker may take it."),
     Setting("poll_interval", _float, "0.5", "Seconds a worker waits between polls of an empty queue."),
     Setting("shutdown_grace", _float, "10", "Seconds in-flight runs get to finish on SIGTERM."),
+    Setting("sqlite_busy_timeout", _float, "30", "Seconds a SQLite write waits for a lock another program holds "
+            "on the database file before it fails (503)."),
     Setting("log_level", _log_level, "info", "Log level of `serve` and `worker`: debug, info, warning, error. "
             "debug adds a line per run recorded."),
 )

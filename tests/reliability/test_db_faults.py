@@ -240,15 +240,17 @@ def test_sqlite_full_disk_gives_503_and_no_corruption(tmp_path: Path, tiny_disk:
 
 # --- SQLite: a lock held by another process ----------------------------------------------------
 
-# Held until the test ends it: well past firehook's SQLite busy timeout (30 s, not a setting).
-# A request can wait more than one busy timeout (writers of one process take turns on a lock
-# of their own, and each waits its busy timeout on SQLite's), so the lock outlasts them all.
+# Held until the test ends it: far past the busy timeout the server is given (a request may
+# wait more than one: writers of one process take turns on a lock of their own first, and each
+# waits its busy timeout on SQLite's), so the lock outlasts them all.
+BUSY_TIMEOUT = 2
 HOLD_SECONDS = 170
 
 
 def test_sqlite_locked_by_another_process_gives_503_then_recovers(tmp_path: Path) -> None:
     db_path = tmp_path / "locked.db"
-    server = start_server(tmp_path / "data", env={"FIREHOOK_DATABASE_URL": f"sqlite:///{db_path}"})
+    server = start_server(tmp_path / "data", env={"FIREHOOK_DATABASE_URL": f"sqlite:///{db_path}",
+                                                  "FIREHOOK_SQLITE_BUSY_TIMEOUT": str(BUSY_TIMEOUT)})
     api = Api(server.base_url, server.token, timeout=160)
     holder = None
     try:
@@ -269,6 +271,10 @@ def test_sqlite_locked_by_another_process_gives_503_then_recovers(tmp_path: Path
         assert holder.poll() is None, "the lock holder ended before firehook gave up: nothing was proven"
         body = assert_error_format(response, 503)
         assert "locked" in json.dumps(body["detail"]).lower(), body
+        # A lock is the whole database's failure: the group is not tried again document by
+        # document (each would wait the busy timeout again).
+        assert "event=intake.group_failed" in server.output()
+        assert "event=intake.group_isolated" not in server.output()
         holder.kill()
         holder.wait()
         after = api.post("/api/projects/lk/activities", {"id": "after", "type": "environment.push"})

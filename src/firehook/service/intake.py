@@ -321,6 +321,11 @@ def write(services: Services, items: Sequence[Item], transaction: Transaction | 
             outcomes = writer.write(items)
             writer.close()
         return outcomes
+    except errors.DatabaseBusy as exc:
+        # Locked by another program past the busy timeout: each document alone would wait
+        # that long again, and fail the same way. The group is answered 503 at once.
+        log.warning("event=intake.group_failed size=%d error=%s", len(items), exc.message)
+        return [exc] * len(items)
     except Exception as exc:  # the whole transaction rolled back: nothing of it is stored
         log.warning("event=intake.group_isolated size=%d error=%s", len(items), _safe_reason(exc))
     return _write_isolated(services, items, transaction)

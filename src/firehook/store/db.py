@@ -45,7 +45,7 @@ def redact(url: str) -> str:
 class Database:
     """An engine plus the transaction discipline for its dialect."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout: float = 30.0) -> None:
         self.url = normalise_url(url)
         try:
             parsed = sa.engine.make_url(self.url)
@@ -60,7 +60,9 @@ class Database:
                 self._file_lock = _FileLock(Path(parsed.database + "-writer.lock"))
             self.engine = sa.create_engine(
                 self.url,
-                connect_args={"timeout": 30, "check_same_thread": False},
+                # How long a statement waits for a lock another program holds on the file
+                # (firehook's own processes take turns through the file lock first).
+                connect_args={"timeout": busy_timeout, "check_same_thread": False},
                 pool_size=pool_size,
                 max_overflow=20,
                 hide_parameters=True,  # never a document or a secret in an error's text
@@ -192,7 +194,6 @@ def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -224,6 +225,8 @@ def translate(e: BaseException) -> BaseException:
     if isinstance(e, exc.IntegrityError):
         return raw.Conflict(f"conflicts with a concurrent write ({_constraint(e)})")
     if isinstance(e, exc.OperationalError):
+        if _busy(e):
+            return errors.DatabaseBusy(f"database unavailable or failing: {_first_line(e)}")
         return errors.StoreError(f"database unavailable or failing: {_first_line(e)}")
     if isinstance(e, exc.DBAPIError):
         return errors.StoreError(f"database error: {_first_line(e)}")
@@ -240,6 +243,12 @@ def _translated() -> Iterator[None]:
         yield
     except exc.DBAPIError as e:
         raise translate(e) from None
+
+
+def _busy(e: exc.DBAPIError) -> bool:
+    """SQLite's SQLITE_BUSY ("database is locked"), raised once its busy timeout ran out."""
+    orig = e.orig
+    return isinstance(orig, sqlite3.OperationalError) and getattr(orig, "sqlite_errorname", "") == "SQLITE_BUSY"
 
 
 def _constraint(e: exc.DBAPIError) -> str:
