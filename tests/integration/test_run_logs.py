@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from firehook import model
-from firehook.service import integrations, intake, projects
+from firehook.service import intake, integrations, projects
 from firehook.store import raw, schema
 from firehook.store import runs as run_store
 
