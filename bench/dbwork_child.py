@@ -183,7 +183,10 @@ def floor(path: Path, runs: int, group: int, seconds: float) -> dict[str, Any]:
     """The raw-sqlite3 floor of the same writes (see the module's docstring)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        from firehook.store.db import SQLITE_PAGE_SIZE
+
+        for pragma in (f"page_size={SQLITE_PAGE_SIZE}", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "busy_timeout=30000"):
             conn.execute(f"PRAGMA {pragma}")
         conn.executescript("""
             CREATE TABLE f_runs (pk INTEGER PRIMARY KEY, doc TEXT NOT NULL, state TEXT NOT NULL, result TEXT,

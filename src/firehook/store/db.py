@@ -187,10 +187,20 @@ class _FileLock:
             self._fd = None
 
 
+# Pages of 16 KiB rather than SQLite's 4 KiB: a document of 20 KB then fills 2 pages instead
+# of 6 (one in the table, the rest an overflow chain), each a frame of the WAL, copied again at
+# a checkpoint. Measured with `make bench` (2026-12-02, one run each way, same machine): batch
+# intake 0.514 -> 0.291 ms of server CPU per document; single intake 1.07 -> 0.52 ms per
+# request; fan-out and a script run's database work unchanged within the machine's noise.
+SQLITE_PAGE_SIZE = 16384
+
+
 def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     # Let SQLAlchemy's "begin" event emit BEGIN itself, so writes can say IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # Only a new, empty file takes it (a database keeps the page size it was created with).
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
