@@ -190,9 +190,8 @@ class _FileLock:
 # Pages of 16 KiB rather than SQLite's 4 KiB: a document of 20 KB then fills 2 pages instead
 # of 6 (one in the table, the rest an overflow chain), each a frame of the WAL, copied again at
 # a checkpoint. Measured with `make bench ARGS=--only intake,dbwork` (2026-12-02, runs each way
-# back to back on one machine): batch
-# intake 0.514 -> 0.291 ms of server CPU per document; single intake 1.07 -> 0.52 ms per
-# request; fan-out and a script run's database work unchanged within the machine's noise.
+# back to back on one machine): batch intake 0.514 -> 0.291 ms of server CPU per document;
+# single intake 1.07 -> 0.52 ms per request; fan-out and a script run's database work unchanged within the machine's noise.
 SQLITE_PAGE_SIZE = 16384
 
 
@@ -259,7 +258,8 @@ def _translated() -> Iterator[None]:
 def _busy(e: exc.DBAPIError) -> bool:
     """SQLite's SQLITE_BUSY ("database is locked"), raised once its busy timeout ran out."""
     orig = e.orig
-    return isinstance(orig, sqlite3.OperationalError) and str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+    name = str(getattr(orig, "sqlite_errorname", ""))
+    return isinstance(orig, sqlite3.OperationalError) and name.startswith("SQLITE_BUSY")
 
 
 def _constraint(e: exc.DBAPIError) -> str:
