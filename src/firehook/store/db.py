@@ -191,7 +191,8 @@ class _FileLock:
 # of 6 (one in the table, the rest an overflow chain), each a frame of the WAL, copied again at
 # a checkpoint. Measured with `make bench ARGS=--only intake,dbwork` (2026-12-02, runs each way
 # back to back on one machine): batch intake 0.514 -> 0.291 ms of server CPU per document;
-# single intake 1.07 -> 0.52 ms per request; fan-out and a script run's database work unchanged within the machine's noise.
+# single intake 1.07 -> 0.52 ms per request; fan-out and a script run's database work
+# unchanged within the machine's noise.
 SQLITE_PAGE_SIZE = 16384
 
 
