@@ -163,7 +163,9 @@ def tiny_disk() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs to fill needs root")
     mountpoint = Path(tempfile.mkdtemp(prefix="firehook-fulldisk-"))
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mountpoint)],
+    # 4 MiB: an empty firehook database of 16 KiB pages takes 688 KiB, its WAL grows by 16 KiB
+    # frames; the test sends ~6 MB of documents, so the disk still fills, after some are stored.
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4096k", "tmpfs", str(mountpoint)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         mountpoint.rmdir()
