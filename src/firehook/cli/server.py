@@ -147,7 +147,7 @@ def db_upgrade(**flags: Any) -> None:
     from firehook.store import db, migrations
 
     settings = load_settings(flags)
-    database = db.Database(settings.resolved_database_url, busy_timeout=float(settings.sqlite_busy_timeout))
+    database = db.Database(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     before = migrations.current(database)
     migrations.upgrade(database)
     after = migrations.current(database)

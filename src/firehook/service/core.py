@@ -43,7 +43,7 @@ def open_services(settings: settings_mod.Settings, *, migrate: bool | None = Non
     """Open the database. Migrations run here for SQLite (or when ``migrate``); on PostgreSQL
     an out-of-date schema is an error that says to run ``firehook db:upgrade``. A process whose
     parent did all that already (``serve``'s worker child) passes ``check_schema=False``."""
-    database = dbmod.Database(settings.resolved_database_url, busy_timeout=float(settings.sqlite_busy_timeout))
+    database = dbmod.Database(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     where = dbmod.redact(settings.resolved_database_url)
     if not check_schema:
         return Services(database=database, settings=settings)

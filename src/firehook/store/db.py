@@ -236,9 +236,8 @@ def translate(e: BaseException) -> BaseException:
     if isinstance(e, exc.IntegrityError):
         return raw.Conflict(f"conflicts with a concurrent write ({_constraint(e)})")
     if isinstance(e, exc.OperationalError):
-        if _busy(e):
-            return errors.DatabaseBusy(f"database unavailable or failing: {_first_line(e)}")
-        return errors.StoreError(f"database unavailable or failing: {_first_line(e)}")
+        kind = errors.DatabaseBusy if _busy(e) else errors.StoreError
+        return kind(f"database unavailable or failing: {_first_line(e)}")
     if isinstance(e, exc.DBAPIError):
         return errors.StoreError(f"database error: {_first_line(e)}")
     return e
