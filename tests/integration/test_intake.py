@@ -80,6 +80,38 @@ def test_unknown_fields_are_kept_and_push_fixture_round_trips(services: Any, adm
     assert stored["text"] == "Cloé Weber pushed to Main"
 
 
+def test_documents_beyond_ascii_are_stored_as_text(services: Any, admin: model.Token) -> None:
+    # On SQLite the documents are bound as their UTF-8 bytes and cast to text in the statement
+    # (store.activities.doc_value): what is stored must be text of the same characters, through
+    # a single document, a batch line, an update and a run's snapshot body.
+    pid = project(services, admin)
+    webhook(services, admin, pid, states=["complete"])
+    intake.ingest(services, admin, pid, {"id": "u1", "type": "environment.push", "state": "pending",
+                                         "text": "Cloé pushed “main” — 日本"})
+    batch.ingest_batch(services, admin, pid, json.dumps(
+        {"id": "u2", "type": "environment.push", "text": "Zoë ✓"}, ensure_ascii=False).encode())
+    intake.ingest(services, admin, pid, {"id": "u1", "type": "environment.push", "state": "complete",
+                                         "text": "Cloé a poussé “main” — 日本"})
+    a, s = schema.activities, schema.snapshots
+    with services.database.read() as conn:
+        rows = conn.execute(sa.select(a.c.id, a.c.doc, sa.func.length(a.c.doc)).where(a.c.integration_id.is_(None))
+                            .order_by(a.c.id)).all()
+        bodies = conn.execute(sa.select(s.c.body, sa.func.length(s.c.body)).where(s.c.body.is_not(None))).all()
+        if services.database.is_sqlite:
+            kinds = set(conn.execute(sa.text("SELECT typeof(doc) FROM activities UNION "
+                                             "SELECT typeof(body) FROM snapshots WHERE body IS NOT NULL")).scalars())
+            assert kinds == {"text"}
+    assert [r.id for r in rows] == ["u1", "u2"]
+    for _, doc, length in rows:
+        assert isinstance(doc, str) and length == len(doc)  # characters, not bytes
+    assert json.loads(rows[0].doc)["text"] == "Cloé a poussé “main” — 日本"
+    assert json.loads(rows[1].doc)["text"] == "Zoë ✓"
+    # the run's snapshot holds its body; the pending one's was written out when u1 changed
+    assert {json.loads(body)["text"] for body, _ in bodies} >= {"Cloé pushed “main” — 日本", "Cloé a poussé “main” — 日本"}
+    assert all(length == len(body) for body, length in bodies)
+    assert activities.get(services, admin, pid, "u1")["text"] == "Cloé a poussé “main” — 日本"
+
+
 def test_generated_ids_and_defaults(services: Any, admin: model.Token) -> None:
     pid = project(services, admin)
     accepted = intake.ingest(services, admin, pid, {"type": "environment.deploy", "environments": ["main"]})

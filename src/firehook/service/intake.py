@@ -94,6 +94,7 @@ class _Entry:
     new: bool
     changed: bool = False
     stored: str | None = None  # the document's text in the database (None: not stored yet)
+    utf8: bytes | None = None  # ``text`` in UTF-8, when this transaction serialised it (store.doc_value)
 
 
 # Projects known to exist, per database, so a group does not ask again. Safe without expiry:
@@ -241,7 +242,7 @@ class Writer:
             entry = _Entry(project_id, None, doc, text, set(), None, new=True)
             known[(project_id, doc["id"])] = entry
             order.append(entry)
-        entry.doc, entry.text, entry.changed = doc, text, True
+        entry.doc, entry.text, entry.utf8, entry.changed = doc, text, raw, True
         state = doc["state"]
         runs: list[dict[str, Any]] = []
         if state not in entry.states:
@@ -262,18 +263,21 @@ class Writer:
         count = sum(1 if isinstance(thing, _Entry) else len(thing.docs) for thing in order)
         keys, snapshot_keys = store.new_keys(self.conn, count, len(snapshots))
         pks = iter(keys)
+        dialect = raw.cursor(self.conn).dialect
         rows: list[tuple[Any, ...]] = []
         run_pks: dict[int, list[int]] = {}
         for thing in order:
             if isinstance(thing, _Entry):
                 thing.pk = next(pks)
-                rows.append(store.activity_row(thing.pk, thing.project_id, thing.doc, thing.text, None, now))
+                rows.append(store.activity_row(thing.pk, thing.project_id, thing.doc,
+                                               store.doc_value(dialect, thing.text, thing.utf8), None, now))
             else:
                 run_pks[id(thing)] = [next(pks) for _ in thing.docs]
                 rows.extend(thing.activity_rows(run_pks[id(thing)]))
         # An activity posted again as it is stored (its own updated_at included) is not rewritten.
         updates = [(e.doc["state"], e.doc.get("result"), jsonutil.dumps(e.doc.get("environments") or []),
-                    e.doc.get("updated_at") or now, e.text, e.pk) for e in known.values()
+                    e.doc.get("updated_at") or now, store.doc_value(dialect, e.text, e.utf8), e.pk)
+                   for e in known.values()
                    if e.changed and not e.new and e.text != e.stored]
         if not rows and not updates and not snapshots:
             return  # every document was refused: not even an empty pipeline's round trip
@@ -283,7 +287,8 @@ class Writer:
         # A snapshot of the document as the group leaves it, which no run is given, leaves its
         # body to the activity's row (NULL): the document is written once. A later change of
         # the document writes it out first (store.update_activities).
-        snapshot_rows = [(pk, e.pk, state, None if planned is None and text is e.text else text, now)
+        snapshot_rows = [(pk, e.pk, state, None if planned is None and text is e.text
+                          else store.doc_value(dialect, text, e.utf8 if text is e.text else None), now)
                          for (e, state, text, planned), pk in zip(snapshots, snapshot_keys, strict=True)]
         with raw.pipelined(self.conn):
             store.insert_activities(self.conn, rows)
