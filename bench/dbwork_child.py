@@ -10,9 +10,9 @@ CPU of this whole process (every thread) from ``time.process_time()``:
 it — its claim, start, recording and batching writer, its turns, and its real script executor
 (storage backend, variables, masking) — with only the script processes replaced:
 ``ScriptPool.run`` (patched in this process) does the host side of a script whose one
-statement is ``storage.set('last', activity.id)``, through ``QuotaStorage`` over the backend
-the executor built, in a thread as the pool answers a child's storage calls, and reports
-success. So the CPU is the data path's work
+statement is ``storage.set('last', activity.id)``: the pool's own handler of a child's storage
+call over the backend the executor built (on the event loop when the call reads nothing, else
+in a thread, as for a real child), and reports success. So the CPU is the data path's work
 of a script run, not the JavaScript engine's. Subtracted (and reported): the polling that
 tells when all runs are finished, and the stub reading the activity id from its JSON.
 
@@ -45,46 +45,63 @@ RUN_DOC = json.dumps({"id": "r" * 16, "type": "integration.script", "state": "co
 
 
 class StubEngine:
-    """Stands in for the script processes (``ScriptPool.run``): the host side of a script whose one
-    statement is ``storage.set('last', activity.id)`` — ``QuotaStorage`` (the rules and the quota
-    read the runtime applies) over the storage backend the executor built, then success."""
+    """Stands in for the script processes (``ScriptPool.run``): a script whose one statement is
+    ``storage.set('last', activity.id)``, its storage call handled by the pool's own handler of
+    a child's storage calls (``pool._storage_call``: ``QuotaStorage``'s rules and quota, then the
+    backend the executor built, on the event loop when it reads nothing, else in a thread),
+    then success."""
 
     def __init__(self) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
-        self.storage_cpu = 0.0
+        self.storage_cpu = 0.0  # the backend's own calls, in whichever thread they ran
         self.stub_cpu = 0.0  # reading the activity id out of its JSON: not database work
         self.errors: list[str] = []
         self._lock = threading.Lock()
 
-    def host_side(self, activity_json: str, storage: Any, limits: Any) -> str | None:
-        from firehook.scripts import storage as storage_mod
-
-        started = time.thread_time()
-        activity_id = str(_loads(activity_json)["id"])
-        parsed = time.thread_time()
-        error = None
-        try:
-            storage_mod.QuotaStorage(storage, limits).set("last", storage_mod.encode_value(activity_id))
-        except Exception as exc:  # reported, and the run fails: never a silent success
-            error = f"{type(exc).__name__}: {exc}"[:300]
-        ended = time.thread_time()
-        with self._lock:
-            self.calls[activity_id] += 1
-            self.stub_cpu += parsed - started
-            self.storage_cpu += ended - parsed
-            if error:
-                self.errors.append(error)
-        return error
+    def timed(self, backend: Any) -> Any:
+        return _Timed(backend, self)
 
     async def run(self, request: Any) -> Any:
-        """Stands in for ``ScriptPool.run``: the host side runs in a thread of this process, as
-        the pool answers a child's storage calls (``asyncio.to_thread`` over the run's storage)."""
         from firehook.scripts import pool
+        from firehook.scripts import storage as storage_mod
 
         began = time.time()
-        error = await asyncio.to_thread(self.host_side, request.activity_json, request.storage, request.limits)
+        started = time.thread_time()
+        activity_id = str(_loads(request.activity_json)["id"])
+        self.stub_cpu += time.thread_time() - started
+        reply = await pool._storage_call(self.timed(request.storage), request.limits, {
+            "op": "set", "args": ["last", storage_mod.encode_value(activity_id)]})
+        error = reply.get("error")
+        with self._lock:
+            self.calls[activity_id] += 1
+            if error:  # reported, and the run fails: never a silent success
+                self.errors.append(str(error)[:300])
         return pool.Result(success=error is None, error=error, limit=None, duration_ms=0.0, began_at=began,
                            waited=0.0)
+
+
+class _Timed:
+    """A storage backend whose calls' CPU is added to the engine's ``storage_cpu``."""
+
+    def __init__(self, backend: Any, engine: StubEngine) -> None:
+        self._backend = backend
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._backend, name)
+        if name not in ("get", "set", "remove", "clear", "total_bytes"):
+            return attribute  # answers_from_memory, read by the pool
+
+        def call(*args: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return attribute(*args)
+            finally:
+                spent = time.thread_time() - started
+                with self._engine._lock:
+                    self._engine.storage_cpu += spent
+
+        return call
 
 
 def _loads(text: str) -> Any:

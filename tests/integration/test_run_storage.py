@@ -3,8 +3,12 @@ one transaction — through the real worker, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from firehook.scripts import pool
+from firehook.scripts.limits import ScriptLimits
+from firehook.scripts.storage import QuotaStorage
 from firehook.service import intake, integrations, projects
 from firehook.store import kv
 from tests.integration.test_worker import ADMIN, RunningWorker, finished, log_messages
@@ -119,3 +123,77 @@ def test_a_run_storage_says_whether_the_run_used_it(services: Any) -> None:
         run = kv.RunStorage(services.database, hook["id"], base)
         use(run)
         assert run.touched is True
+
+
+def test_a_run_storage_says_which_calls_need_the_database(services: Any) -> None:
+    """``answers_from_memory`` is true exactly when a call reads nothing from the database:
+    the script pool then answers it on its event loop (checked here by counting the reads)."""
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": "1"})
+    kv.IntegrationStorage(services.database, hook["id"]).set("stored", '"x"')  # 6 + 3 bytes
+    reads = []
+    real_read = services.database.read
+
+    def counted() -> Any:
+        reads.append(1)
+        return real_read()
+
+    services.database.read = counted  # type: ignore[method-assign]
+    try:
+        def promise_kept(run: kv.RunStorage, op: str, *args: str) -> bool:
+            """Whether the run says the call needs no read, and the call then reads nothing."""
+            said = run.answers_from_memory(op, args[0] if args else None)
+            before = len(reads)
+            if op == "set":
+                QuotaStorage(run, ScriptLimits()).set(*args)  # the quota check reads old value and total
+            else:
+                getattr(run, op)(*args)
+            if said:
+                assert len(reads) == before, f"{op} said it reads nothing, and read"
+            return said
+
+        fresh = kv.RunStorage(services.database, hook["id"])
+        assert not promise_kept(fresh, "get", "stored")  # read from the database, with the total...
+        assert promise_kept(fresh, "get", "stored") and promise_kept(fresh, "total_bytes")  # ...once
+        totals = kv.RunStorage(services.database, hook["id"])
+        assert not promise_kept(totals, "total_bytes") and promise_kept(totals, "total_bytes")
+        assert promise_kept(fresh, "set", "stored", "1")  # its old value and the total are known
+        assert not promise_kept(fresh, "set", "other", "2")  # the old value of `other` is not
+        assert promise_kept(fresh, "remove", "never-read") and promise_kept(fresh, "clear")
+        assert promise_kept(fresh, "get", "anything") and promise_kept(fresh, "set", "new", "3")
+
+        handed = kv.RunStorage(services.database, hook["id"], kv.Base({"stored": '"y"'}, False, 9))
+        assert promise_kept(handed, "set", "stored", "4")  # an earlier run's writes answer it
+        assert not promise_kept(handed, "get", "elsewhere")
+        wiped = kv.RunStorage(services.database, hook["id"], kv.Base({"kept": "1"}, True, 5))
+        assert promise_kept(wiped, "get", "elsewhere") and promise_kept(wiped, "set", "x", "5")
+        assert reads, "some calls must have read"
+    finally:
+        services.database.read = real_read  # type: ignore[method-assign]
+
+
+def test_the_pool_answers_a_storage_call_on_its_loop_when_it_reads_nothing(services: Any, monkeypatch: Any) -> None:
+    """A child's storage call that reads nothing is answered on the pool's event loop; one that
+    reads the database goes to a thread (the loop never waits on the database)."""
+    projects.create(services, ADMIN, {"id": "w", "title": "Worker"})
+    hook = integrations.create(services, ADMIN, "w", {"type": "script", "script": "1"})
+    kv.IntegrationStorage(services.database, hook["id"]).set("stored", '"x"')
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        hops.append(getattr(fn, "__name__", "?"))
+        return await real_to_thread(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    handed = kv.RunStorage(services.database, hook["id"], kv.Base({"last": '"a1"'}, False, 8))
+    fresh = kv.RunStorage(services.database, hook["id"])
+
+    async def calls() -> list[dict[str, Any]]:
+        return [await pool._storage_call(handed, ScriptLimits(), {"op": "set", "args": ["last", '"a2"']}),
+                await pool._storage_call(handed, ScriptLimits(), {"op": "get", "args": ["last"]}),
+                await pool._storage_call(fresh, ScriptLimits(), {"op": "get", "args": ["stored"]})]
+
+    replies = asyncio.run(calls())
+    assert replies == [{"t": "reply", "value": None}, {"t": "reply", "value": '"a2"'}, {"t": "reply", "value": '"x"'}]
+    assert hops == ["get"]  # only the read of `stored` left the loop

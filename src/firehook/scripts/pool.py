@@ -526,7 +526,7 @@ async def _storage_call(storage: StorageBackend, script_limits: ScriptLimits,
     checked = QuotaStorage(storage, script_limits)
     method = getattr(checked, str(op)) if op != "total_bytes" else storage.total_bytes
     try:
-        if isinstance(storage, MemoryStorage):
+        if isinstance(storage, MemoryStorage) or _from_memory(storage, str(op), args):
             value = method(*args)
         else:
             value = await asyncio.to_thread(method, *args)
@@ -536,6 +536,15 @@ async def _storage_call(storage: StorageBackend, script_limits: ScriptLimits,
         log.warning("event=script_pool.storage_failed op=%s error=%s", op, type(exc).__name__)
         return {"t": "reply", "error": "the storage is unavailable (database error)"}
     return {"t": "reply", "value": value}
+
+
+def _from_memory(storage: StorageBackend, op: str, args: list[Any]) -> bool:
+    """Whether the backend answers this call without the database (``kv.RunStorage`` knows):
+    then on the event loop, as a thread hop costs more than the call (a run's storage.set
+    after an earlier run's writes were handed over reads nothing)."""
+    answers = getattr(storage, "answers_from_memory", None)
+    key = args[0] if args and isinstance(args[0], str) else None
+    return answers is not None and bool(answers(op, key))
 
 
 @functools.lru_cache(maxsize=16)

@@ -158,6 +158,29 @@ class RunStorage:
             return None
         return self.total_bytes()
 
+    def answers_from_memory(self, op: str, key: str | None = None) -> bool:
+        """Whether the call ``op`` (``key``: of a get, a set or a remove) reads nothing from the
+        database: what this run wrote, the earlier runs' writes handed over and what it read
+        already answer it. A script pool then answers it on its event loop instead of sending
+        it to a thread. A set counts the old value and the total against the quota."""
+        if op in ("remove", "clear"):
+            return True
+        if op == "get":
+            return self._known(key)
+        if op == "set":
+            return self._known(key) and self._total_known_here()
+        return op == "total_bytes" and self._total_known_here()
+
+    def _known(self, key: str | None) -> bool:
+        return (key is not None and (key in self._pending or key in self._stored)) or self._cleared \
+            or self._base_cleared
+
+    def _total_known_here(self) -> bool:
+        if self._cleared:
+            return True
+        return self._stored_total is not None and (
+            self._base_cleared or all(key in self._stored for key in self._pending))
+
     def ops(self) -> list[Op]:
         """What the run wrote, in an order that gives the same end state."""
         out: list[Op] = [("clear",)] if self._cleared else []
