@@ -114,8 +114,13 @@ def listening_to_runs(conn: sa.Connection, project_id: str) -> list[model.Integr
 
 def send_listening_to_runs(conn: sa.Connection, project_id: str) -> Callable[[], list[model.Integration]]:
     """:func:`listening_to_runs` in two steps, as :func:`send_get_many`."""
-    cur = raw.cursor(conn).execute(_SELECT + " WHERE project_id = ? AND enabled = ? AND config LIKE ?"
-                                   " ORDER BY created_at, id", (project_id, True, "%integration.%"))
+    cur = raw.cursor(conn)
+    # A substring search, not LIKE '%integration.%': LIKE compares character by character, case
+    # folded, through the whole configuration (a script's source included): 25 µs against 7 µs
+    # for one short script here. Case-sensitive, as the events it stands in for are compared.
+    contains = "strpos(config, ?) > 0" if cur.dialect == "postgresql" else "instr(config, ?) > 0"
+    cur.execute(f"{_SELECT} WHERE project_id = ? AND enabled = ? AND {contains} ORDER BY created_at, id",
+                (project_id, True, "integration."))
     return lambda: [to_model(r) for r in _rows(cur, _COLUMNS)]
 
 
