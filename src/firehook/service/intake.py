@@ -263,7 +263,7 @@ class Writer:
         count = sum(1 if isinstance(thing, _Entry) else len(thing.docs) for thing in order)
         keys, snapshot_keys = store.new_keys(self.conn, count, len(snapshots))
         pks = iter(keys)
-        dialect = raw.cursor(self.conn).dialect
+        dialect = self.conn.dialect.name
         rows: list[tuple[Any, ...]] = []
         run_pks: dict[int, list[int]] = {}
         for thing in order:
