@@ -315,6 +315,47 @@ def test_admin_token_file(services: Any) -> None:
     assert tokens.ensure_admin_token(services) is None  # only on an empty database
 
 
+def test_two_first_starts_at_once_make_one_admin_token(tmp_path: Any, database_url: str, monkeypatch: Any) -> None:
+    """Two processes starting at once on one empty database (two `serve`, each its data dir):
+    one admin token. Each check is held until the other has checked too, or 2 s have passed:
+    a check and its creation not taken in turn would both find no token."""
+    import threading
+
+    from firehook import assembly
+    from firehook.store import tokens as token_store
+    from tests.conftest import make_settings
+
+    both_checked = threading.Barrier(2, timeout=2)
+    counted = token_store.count_active
+
+    def count_then_wait(conn: Any) -> int:
+        found = counted(conn)
+        try:
+            both_checked.wait()
+        except threading.BrokenBarrierError:  # the other one waits for this one's turn to end
+            pass
+        return found
+
+    monkeypatch.setattr(token_store, "count_active", count_then_wait)
+    built = [assembly.services(make_settings(tmp_path / name, database_url), migrate=True) for name in ("a", "b")]
+    made: list[Any] = []
+    try:
+        starts = [threading.Thread(target=lambda s=s: made.append(tokens.ensure_admin_token(s))) for s in built]
+        for start in starts:
+            start.start()
+        for start in starts:
+            start.join(30)
+        paths = [p for p in made if p is not None]
+        assert len(made) == 2 and len(paths) == 1
+        with built[0].database.read() as conn:
+            assert counted(conn) == 1
+        assert tokens.authenticate(built[1], "Bearer " + paths[0].read_text().strip()).is_admin
+    finally:
+        for services in built:
+            services.script_runner.close()
+            services.database.dispose()
+
+
 def test_script_storage_counts_bytes_not_characters(services: Any, admin: model.Token) -> None:
     from firehook.store import kv
 

@@ -189,12 +189,18 @@ def revoke(services: Services, principal: model.Token, token_id: str) -> None:
 def ensure_admin_token(services: Services) -> Path | None:
     """On an empty database, create an admin token and write it, mode 0600, to the data dir.
 
-    Returns the file's path when a token was created.
+    Returns the file's path when a token was created. The check and the creation are one
+    write transaction, taken in turn by processes starting at once on the same database (one
+    of them creates the token, in its own data dir).
     """
-    with services.database.read() as conn:
+    secret = new_secret()
+    token = model.Token(id=ids.new_id(), project=None, read_only=False,
+                        description="admin token created on first start", created_at=timefmt.now_ts())
+    with services.database.write() as conn:
+        store.lock_bootstrap(conn)
         if store.count_active(conn) > 0:
             return None
-    _, secret = _create(services, None, False, "admin token created on first start")
+        store.insert(conn, token, secret)
     path = services.settings.data_path / ADMIN_TOKEN_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

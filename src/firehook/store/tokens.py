@@ -57,6 +57,19 @@ def find_by_hash(conn: sa.Connection, hashes: list[str]) -> dict[str, model.Toke
     return out
 
 
+# Any constant of PostgreSQL's advisory-lock space that firehook uses for nothing else.
+_BOOTSTRAP_LOCK = 0x66686B01
+
+
+def lock_bootstrap(conn: sa.Connection) -> None:
+    """Until the caller's write transaction ends, no other process runs the first start's
+    check-then-create of the admin token (two ``serve`` starting at once on one empty database
+    made two). SQLite's write transactions already exclude each other; PostgreSQL takes a
+    transaction-level advisory lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
+
+
 def count_active(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(tokens).where(T.revoked_at.is_(None))).scalar_one())
 
