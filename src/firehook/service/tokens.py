@@ -134,11 +134,16 @@ def check_on(services: Services, conn: sa.Connection, hashes: list[str]) -> dict
     return found
 
 
-def _create(services: Services, project: str | None, read_only: bool,
-            description: str | None) -> tuple[model.Token, str]:
-    secret = new_secret()
+def _new_token(project: str | None, read_only: bool, description: str | None) -> tuple[model.Token, str]:
+    """A token not stored yet, and its secret."""
     token = model.Token(id=ids.new_id(), project=project, read_only=read_only, description=description,
                         created_at=timefmt.now_ts())
+    return token, new_secret()
+
+
+def _create(services: Services, project: str | None, read_only: bool,
+            description: str | None) -> tuple[model.Token, str]:
+    token, secret = _new_token(project, read_only, description)
     with services.database.write() as conn:
         if project is not None and not project_store.exists(conn, project):
             raise errors.InvalidInput.field("project", f"project {project} does not exist")
@@ -193,9 +198,7 @@ def ensure_admin_token(services: Services) -> Path | None:
     write transaction, taken in turn by processes starting at once on the same database (one
     of them creates the token, in its own data dir).
     """
-    secret = new_secret()
-    token = model.Token(id=ids.new_id(), project=None, read_only=False,
-                        description="admin token created on first start", created_at=timefmt.now_ts())
+    token, secret = _new_token(None, False, "admin token created on first start")
     with services.database.write() as conn:
         store.lock_bootstrap(conn)
         if store.count_active(conn) > 0:
