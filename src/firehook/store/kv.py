@@ -152,11 +152,7 @@ class RunStorage:
 
     def total_known(self) -> int | None:
         """:meth:`total_bytes` if it needs no read of the database, else None."""
-        if self._stored_total is None and not self._cleared:
-            return None
-        if not self._cleared and any(key not in self._stored for key in self._pending):
-            return None
-        return self.total_bytes()
+        return self.total_bytes() if self._total_readable() else None
 
     def answers_from_memory(self, op: str, key: str | None = None) -> bool:
         """Whether the call ``op`` (``key``: of a get, a set or a remove) reads nothing from the
@@ -168,18 +164,17 @@ class RunStorage:
         if op == "get":
             return self._known(key)
         if op == "set":
-            return self._known(key) and self._total_known_here()
-        return op == "total_bytes" and self._total_known_here()
+            return self._known(key) and self._total_readable()
+        return op == "total_bytes" and self._total_readable()
 
     def _known(self, key: str | None) -> bool:
         return (key is not None and (key in self._pending or key in self._stored)) or self._cleared \
             or self._base_cleared
 
-    def _total_known_here(self) -> bool:
-        if self._cleared:
-            return True
-        return self._stored_total is not None and (
-            self._base_cleared or all(key in self._stored for key in self._pending))
+    def _total_readable(self) -> bool:
+        """Whether :meth:`total_bytes` reads nothing: the total before this run and the old value
+        of every key it wrote are known (or it cleared the storage)."""
+        return self._cleared or (self._stored_total is not None and all(key in self._stored for key in self._pending))
 
     def ops(self) -> list[Op]:
         """What the run wrote, in an order that gives the same end state."""
